@@ -1,0 +1,446 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/process/cgroups"
+	"github.com/husk-runtime/husk/rootfs"
+)
+
+// Status is a process's lifecycle state.
+type Status string
+
+const (
+	Created Status = "created"
+	Running Status = "running"
+	Paused  Status = "paused"
+	Stopped Status = "stopped"
+	Deleted Status = "deleted"
+)
+
+// ErrNotRunning is returned for a signal to a process that already ended.
+var ErrNotRunning = errors.New("process already finished")
+
+// ErrWrongState is returned for a transition its state does not allow.
+var ErrWrongState = errors.New("wrong process state")
+
+// setupTimeout bounds the container init's setup between clone and ready.
+const setupTimeout = 60 * time.Second
+
+// Runtime starts containers. One per shim; it shares the exit router and the
+// handle on our own binary between all containers of the shim.
+type Runtime struct {
+	exits   *Exits
+	exeOnce sync.Once
+	exe     *selfExe
+	exeErr  error
+}
+
+// NewRuntime returns a Runtime that learns about exits from exits.
+func NewRuntime(exits *Exits) *Runtime {
+	return &Runtime{exits: exits}
+}
+
+func (r *Runtime) initBinary() (*selfExe, error) {
+	r.exeOnce.Do(func() { r.exe, r.exeErr = openSelfExe() })
+	return r.exe, r.exeErr
+}
+
+// CreateConfig is a Create request in husk's terms.
+type CreateConfig struct {
+	ID     string
+	Bundle string
+	Rootfs []mount.Mount
+	Stdio  Stdio
+}
+
+// Init is a container's init process, and with it the container: its
+// rootfs mount, its cgroup, its stdio.
+type Init struct {
+	ID     string
+	Bundle string
+	Spec   *specs.Spec
+
+	rootfs   string
+	mounted  bool
+	ownPidNS bool
+	cg       cgroups.Cgroup
+	stdio    Stdio
+	*child   // nil until spawned
+
+	mu     sync.Mutex
+	status Status
+	exit   Exit
+	exited chan struct{} // closed once the exit is recorded
+}
+
+// cleanups is one Create's rollback stack: on failure it undoes exactly
+// what was done, newest first.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+// Create builds the container up to the point where only exec is left, and
+// returns with the init waiting for Start.
+func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr error) {
+	t0 := time.Now()
+	spec, err := LoadSpec(cfg.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planNamespaces(spec.Linux.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.checkJoinable(); err != nil {
+		return nil, err
+	}
+	cfg.Stdio.Terminal = spec.Process.Terminal
+	rootfsDir := spec.Root.Path
+	if !filepath.IsAbs(rootfsDir) {
+		rootfsDir = filepath.Join(cfg.Bundle, rootfsDir)
+	}
+	tSpec := time.Now()
+
+	var undo cleanups
+	defer func() {
+		if retErr != nil {
+			undo.run()
+		}
+	}()
+
+	p := &Init{
+		ID:       cfg.ID,
+		Bundle:   cfg.Bundle,
+		Spec:     spec,
+		rootfs:   rootfsDir,
+		stdio:    cfg.Stdio,
+		status:   Created,
+		exited:   make(chan struct{}),
+		ownPidNS: plan.clone&unix.CLONE_NEWPID != 0,
+	}
+
+	if len(cfg.Rootfs) > 0 {
+		if err := os.MkdirAll(rootfsDir, 0o711); err != nil {
+			return nil, fmt.Errorf("create rootfs dir: %w", err)
+		}
+		if err := rootfs.MountRootfs(cfg.Rootfs, rootfsDir); err != nil {
+			return nil, fmt.Errorf("mount rootfs: %w", err)
+		}
+		p.mounted = true
+		undo.add(func() {
+			if err := rootfs.UnmountRootfs(rootfsDir); err != nil {
+				log.G(ctx).WithError(err).Warn("unmount rootfs after failed create")
+			}
+		})
+	} else if fi, err := os.Stat(rootfsDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("rootfs %s: %w", rootfsDir, errOrNotDir(err))
+	}
+	// From here on, a shim that dies leaves a record for the `delete` action.
+	undo.add(func() { RemoveState(cfg.Bundle) })
+	if err := p.persist(); err != nil {
+		return nil, err
+	}
+	tMount := time.Now()
+
+	cg, err := cgroups.New(spec.Linux.CgroupsPath, spec.Linux.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %q: %w", spec.Linux.CgroupsPath, err)
+	}
+	p.cg = cg
+	undo.add(func() {
+		if err := cg.Delete(); err != nil {
+			log.G(ctx).WithError(err).Warn("delete cgroup after failed create")
+		}
+	})
+	tCgroup := time.Now()
+
+	var uidMap, gidMap []syscall.SysProcIDMap
+	if plan.clone&unix.CLONE_NEWUSER != 0 {
+		uidMap = toSysMappings(spec.Linux.UIDMappings)
+		gidMap = toSysMappings(spec.Linux.GIDMappings)
+	}
+	c, err := r.spawn(ctx, spawnOpts{
+		config: &initConfig{Spec: spec, Rootfs: rootfsDir, CgroupNS: plan.cgroupNS},
+		stdio:  cfg.Stdio,
+		clone:  plan.clone,
+		uidMap: uidMap,
+		gidMap: gidMap,
+		join:   plan.join,
+		cg:     cg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.child = c
+	if err := p.persist(); err != nil {
+		c.killAndReap(ctx)
+		c.io.Close()
+		c.sync.Close()
+		return nil, err
+	}
+	tReady := time.Now()
+	go p.watchExit()
+	log.G(ctx).WithFields(log.Fields{
+		"id":      cfg.ID,
+		"spec":    tSpec.Sub(t0),
+		"mount":   tMount.Sub(tSpec),
+		"cgroup":  tCgroup.Sub(tMount),
+		"spawn":   tReady.Sub(tCgroup),
+		"total":   tReady.Sub(t0),
+		"init":    c.pid,
+		"phase":   "create",
+		"runtime": "husk",
+	}).Debug("container created")
+	return p, nil
+}
+
+func errOrNotDir(err error) error {
+	if err != nil {
+		return err
+	}
+	return syscall.ENOTDIR
+}
+
+func toSysMappings(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	return out
+}
+
+
+
+
+func (p *Init) watchExit() {
+	e := <-p.exitCh
+	p.mu.Lock()
+	p.exit = e
+	p.status = Stopped
+	p.mu.Unlock()
+	if err := p.persist(); err != nil {
+		log.L.WithError(err).WithField("id", p.ID).Warn("record exit status")
+	}
+	close(p.exited)
+}
+
+func (p *Init) persist() error {
+	p.mu.Lock()
+	st := &State{
+		ID:            p.ID,
+		CgroupsPath:   p.Spec.Linux.CgroupsPath,
+		Rootfs:        p.rootfs,
+		MountedRootfs: p.mounted,
+		OwnPidNS:      p.ownPidNS,
+	}
+	if p.child != nil {
+		st.Pid, st.StartTime = p.pid, p.startTime
+	}
+	if p.status == Stopped {
+		e := p.exit
+		st.Exit = &e
+	}
+	p.mu.Unlock()
+	return WriteState(p.Bundle, st)
+}
+
+// Resize sets the size of the init's terminal.
+func (p *Init) Resize(width, height uint32) error { return p.io.Resize(width, height) }
+
+// CloseStdin closes the init's stdin.
+func (p *Init) CloseStdin() { p.io.CloseStdin() }
+
+// OwnPidNS says the container has its own pid namespace.
+func (p *Init) OwnPidNS() bool { return p.ownPidNS }
+
+// Pid is the init's pid in the shim's pid namespace.
+func (p *Init) Pid() int { return p.pid }
+
+// Stdio is what the init's streams were created with.
+func (p *Init) Stdio() Stdio { return p.stdio }
+
+// Status is the init's current state.
+func (p *Init) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+// Exited is closed once the init's exit is recorded.
+func (p *Init) Exited() <-chan struct{} { return p.exited }
+
+// ExitStatus is the init's exit (zero until it exited).
+func (p *Init) ExitStatus() Exit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exit
+}
+
+// Start releases the init: it execs the user's process.
+func (p *Init) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.status != Created {
+		st := p.status
+		p.mu.Unlock()
+		return fmt.Errorf("start a %s container: %w", st, ErrWrongState)
+	}
+	p.mu.Unlock()
+	t0 := time.Now()
+	if err := p.child.start(ctx); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.status == Created {
+		p.status = Running
+	}
+	p.mu.Unlock()
+	log.G(ctx).WithFields(log.Fields{"id": p.ID, "phase": "start", "total": time.Since(t0)}).Debug("container started")
+	return nil
+}
+
+// Kill signals the init, or with all every process of the container.
+func (p *Init) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock() // the pid stays ours (unreaped or recorded) while we hold the lock
+	if all {
+		return p.killAll(sig)
+	}
+	if p.status == Stopped || p.status == Deleted {
+		return ErrNotRunning
+	}
+	if err := unix.Kill(p.pid, sig); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return ErrNotRunning
+		}
+		return fmt.Errorf("signal %d to init %d: %w", sig, p.pid, err)
+	}
+	return nil
+}
+
+func (p *Init) killAll(sig syscall.Signal) error {
+	if p.cg != nil {
+		if err := p.cg.KillAll(sig); err == nil {
+			return nil
+		}
+	}
+	if p.status == Stopped || p.status == Deleted {
+		return nil
+	}
+	if p.ownPidNS {
+		// Killing every process of a pid namespace: SIGKILL to its init does
+		// it in the kernel; other signals go to each member.
+		pids, err := pidsInNamespaceOf(p.pid)
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, sig)
+		}
+		return nil
+	}
+	return unix.Kill(p.pid, sig)
+}
+
+// Pids lists the container's processes (host pids).
+func (p *Init) Pids() ([]int, error) {
+	if p.cg != nil {
+		if pids, err := p.cg.Pids(); err == nil && len(pids) > 0 {
+			return pids, nil
+		}
+	}
+	if p.ownPidNS && p.Status() != Stopped {
+		return pidsInNamespaceOf(p.pid)
+	}
+	return nil, nil
+}
+
+// pidsInNamespaceOf scans /proc for processes sharing pid's pid namespace.
+func pidsInNamespaceOf(pid int) ([]int, error) {
+	want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return nil, fmt.Errorf("read pid namespace of %d: %w", pid, err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &n); err != nil || n <= 0 {
+			continue
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", n)); err == nil && ns == want {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Delete tears the container down: a created init is killed first; a
+// running one is refused.
+func (p *Init) Delete(ctx context.Context) error {
+	p.mu.Lock()
+	st := p.status
+	p.mu.Unlock()
+	switch st {
+	case Running, Paused:
+		return fmt.Errorf("cannot delete a %s container: %w", st, ErrWrongState)
+	case Deleted:
+		return nil
+	case Created:
+		unix.Kill(p.pid, unix.SIGKILL)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("container init %d did not die after SIGKILL", p.pid)
+		}
+	}
+	if !p.ownPidNS && p.cg != nil {
+		p.cg.KillAll(unix.SIGKILL)
+	}
+	if !p.io.Wait(2 * time.Second) {
+		log.G(ctx).WithField("id", p.ID).Warn("container output still open at delete; closing it")
+	}
+	p.io.Close()
+	p.sync.Close()
+	var errs []error
+	if p.cg != nil {
+		if err := p.cg.Delete(); err != nil {
+			errs = append(errs, fmt.Errorf("delete cgroup: %w", err))
+		}
+	}
+	if p.mounted {
+		if err := rootfs.UnmountRootfs(p.rootfs); err != nil {
+			errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
+		}
+	}
+	if err := RemoveState(p.Bundle); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	p.mu.Lock()
+	p.status = Deleted
+	p.mu.Unlock()
+	return nil
+}

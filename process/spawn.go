@@ -1,0 +1,223 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/process/cgroups"
+)
+
+// spawnOpts is how to start one container process (an init or an exec)
+// from our own binary.
+type spawnOpts struct {
+	config *initConfig
+	stdio  Stdio
+	clone  uintptr
+	uidMap []syscall.SysProcIDMap
+	gidMap []syscall.SysProcIDMap
+	// join is joined by the forking thread (pid, net, ipc, uts, cgroup).
+	join []nsJoin
+	// nsenter is joined by the child's C constructor before Go starts (mnt,
+	// user), as "type:path,..." (see process/nsenter).
+	nsenter string
+	cg      cgroups.Cgroup
+}
+
+// child is a started container process, set up and waiting for start.
+type child struct {
+	pid       int
+	startTime uint64
+	exitCh    <-chan Exit
+	sync      *syncPipe
+	io        *processIO
+}
+
+// spawn starts a container process and waits until it reports ready (or
+// fails). On failure nothing of it is left: the process is killed and
+// reaped, its stdio and sockets closed.
+func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr error) {
+	exe, err := r.initBinary()
+	if err != nil {
+		return nil, fmt.Errorf("prepare init binary: %w", err)
+	}
+	var undo cleanups
+	defer func() {
+		if retErr != nil {
+			undo.run()
+		}
+	}()
+	pio, err := newProcessIO(ctx, o.stdio)
+	if err != nil {
+		return nil, err
+	}
+	undo.add(func() { pio.closeChildEnds(); pio.Close() })
+
+	parentSock, childSock, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer childSock.Close()
+	undo.add(func() { parentSock.Close() })
+	extra := []*os.File{childSock}
+	var consoleSock *os.File
+	if o.stdio.Terminal {
+		var childConsole *os.File
+		consoleSock, childConsole, err = socketPair()
+		if err != nil {
+			return nil, err
+		}
+		defer consoleSock.Close()
+		defer childConsole.Close()
+		extra = append(extra, childConsole)
+	}
+	env := []string{initEnv + "=1"}
+	if o.nsenter != "" {
+		env = append(env, nsenterEnv+"="+o.nsenter)
+	}
+	cmd := &exec.Cmd{
+		Path:       exe.path(),
+		Args:       []string{"husk-init"},
+		Env:        env,
+		Stdin:      pio.childIn,
+		Stdout:     pio.childOut,
+		Stderr:     pio.childErr,
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:                 o.clone,
+			Setsid:                     true,
+			UidMappings:                o.uidMap,
+			GidMappings:                o.gidMap,
+			GidMappingsEnableSetgroups: len(o.gidMap) > 0,
+		},
+	}
+	done := r.exits.BeginStart()
+	err = startIn(cmd, o.join)
+	childSock.Close()
+	pio.closeChildEnds()
+	if err != nil {
+		done()
+		return nil, fmt.Errorf("start container process: %w", err)
+	}
+	c := &child{pid: cmd.Process.Pid, sync: newSyncPipe(parentSock), io: pio}
+	c.exitCh = r.exits.Watch(c.pid)
+	done()
+	cmd.Process.Release()
+	undo.add(func() { c.killAndReap(ctx) })
+
+	if o.cg != nil {
+		if err := o.cg.Add(c.pid); err != nil {
+			return nil, fmt.Errorf("add process %d to cgroup: %w", c.pid, err)
+		}
+	}
+	if st, err := procStartTime(c.pid); err == nil {
+		c.startTime = st
+	}
+	if err := c.sync.send(syncMsg{Type: msgConfig, Config: o.config}); err != nil {
+		return nil, err
+	}
+	parentSock.SetReadDeadline(time.Now().Add(setupTimeout))
+	if err := c.waitFor(ctx, msgReady); err != nil {
+		return nil, err
+	}
+	parentSock.SetReadDeadline(time.Time{})
+	if consoleSock != nil {
+		con, err := recvConsole(consoleSock)
+		if err != nil {
+			return nil, err
+		}
+		if err := pio.attachConsole(ctx, con, o.stdio); err != nil {
+			con.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// start tells the child to exec and waits until it did (the sync socket
+// closes on exec) or reported why it could not.
+func (c *child) start(ctx context.Context) error {
+	defer c.sync.Close()
+	if err := c.sync.send(syncMsg{Type: msgStart}); err != nil {
+		return err
+	}
+	err := c.waitFor(ctx, "exec'd")
+	var ie *initError
+	if errors.As(err, &ie) {
+		return err
+	}
+	// EOF: exec'd (or killed meanwhile, which the reaper reports).
+	return nil
+}
+
+// startIn starts cmd from a thread that first joined the given namespaces,
+// so the child is born in them (setns affects the calling thread, and pid
+// namespaces only its future children). The thread is never unlocked, so
+// the Go runtime throws it away instead of reusing it.
+func startIn(cmd *exec.Cmd, join []nsJoin) error {
+	if len(join) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		for _, j := range join {
+			f, err := os.Open(j.path)
+			if err != nil {
+				errc <- fmt.Errorf("open %s namespace %s: %w", j.typ, j.path, err)
+				return
+			}
+			err = unix.Setns(int(f.Fd()), j.flag)
+			f.Close()
+			if err != nil {
+				errc <- fmt.Errorf("join %s namespace %s: %w", j.typ, j.path, err)
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+// waitFor reads messages from the child until want arrives. Warnings are
+// logged; an error message or EOF ends the wait with an error.
+func (c *child) waitFor(ctx context.Context, want string) error {
+	for {
+		m, err := c.sync.recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("container process exited before it was %s: %w", want, io.EOF)
+			}
+			return err
+		}
+		switch m.Type {
+		case want:
+			return nil
+		case msgWarning:
+			log.G(ctx).WithField("pid", c.pid).Warn(m.Msg)
+		case msgError:
+			return &initError{Step: m.Step, Errno: syscall.Errno(m.Errno), Msg: m.Msg}
+		default:
+			return fmt.Errorf("unexpected %q message from container process", m.Type)
+		}
+	}
+}
+
+// killAndReap SIGKILLs the child and waits (bounded) until the reaper saw it.
+func (c *child) killAndReap(ctx context.Context) {
+	unix.Kill(c.pid, unix.SIGKILL)
+	select {
+	case <-c.exitCh:
+	case <-time.After(10 * time.Second):
+		log.G(ctx).WithField("pid", c.pid).Error("container process did not die after SIGKILL")
+	}
+}

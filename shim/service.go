@@ -1,0 +1,584 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/husk-runtime/husk/process"
+)
+
+var empty = &emptypb.Empty{}
+
+// container is one task of the shim's group.
+type container struct {
+	id   string
+	init *process.Init
+	// lifecycle orders a container's events: TaskStart is sent under it, and
+	// the exit waits for it, so an exit never precedes its start.
+	lifecycle sync.Mutex
+	// exitSent is closed once TaskExit is queued.
+	exitSent chan struct{}
+
+	execMu sync.Mutex
+	execs  map[string]*execProc
+	// running counts started execs whose TaskExit is not queued yet: the
+	// init's TaskExit waits for them.
+	running sync.WaitGroup
+}
+
+type execProc struct {
+	p        *process.Exec
+	exitSent chan struct{}
+}
+
+func (c *container) exec(id string) (*execProc, error) {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	e, ok := c.execs[id]
+	if !ok {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "exec %q not found in container %q", id, c.id)
+	}
+	return e, nil
+}
+
+// service is the ttrpc task service of one shim daemon. It serves every
+// container of its group.
+type service struct {
+	ctx      context.Context
+	events   chan any
+	shutdown shutdown.Service
+	rt       *process.Runtime
+
+	mu         sync.Mutex
+	containers map[string]*container
+}
+
+// NewTaskService returns the task service, publishing through publisher.
+func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
+	exits := make(chan process.Exit, 128)
+	ec := reaper.Default.Subscribe()
+	go func() {
+		for e := range ec {
+			exits <- process.Exit{Pid: e.Pid, Status: e.Status, Timestamp: e.Timestamp}
+		}
+		close(exits)
+	}()
+	s := &service{
+		ctx:        ctx,
+		events:     make(chan any, 128),
+		shutdown:   sd,
+		rt:         process.NewRuntime(process.NewExits(exits)),
+		containers: make(map[string]*container),
+	}
+	sd.RegisterCallback(func(context.Context) error {
+		reaper.Default.Unsubscribe(ec)
+		return nil
+	})
+	go s.forward(publisher)
+	return s, nil
+}
+
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+// toGRPC converts husk's errors to errdefs kinds at the ttrpc edge.
+func toGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errdefs.IsNotFound(err), errdefs.IsAlreadyExists(err), errdefs.IsInvalidArgument(err),
+		errdefs.IsFailedPrecondition(err), errdefs.IsNotImplemented(err):
+	case errors.Is(err, process.ErrInvalidSpec):
+		err = fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+	case errors.Is(err, process.ErrWrongState):
+		err = fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+	case errors.Is(err, process.ErrNotRunning):
+		err = fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
+	case errors.Is(err, errors.ErrUnsupported):
+		err = fmt.Errorf("%w: %w", errdefs.ErrNotImplemented, err)
+	case errors.Is(err, os.ErrNotExist):
+		err = fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
+	}
+	return errgrpc.ToGRPC(err)
+}
+
+func (s *service) get(id string) (*container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.containers[id]
+	if !ok {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "container %q not found in this shim", id)
+	}
+	return c, nil
+}
+
+func notImplemented(what string) error {
+	return errgrpc.ToGRPCf(errdefs.ErrNotImplemented, "%s is not implemented by husk yet", what)
+}
+
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	if r.Checkpoint != "" || r.ParentCheckpoint != "" {
+		return nil, notImplemented("checkpoint/restore")
+	}
+	s.mu.Lock()
+	if _, ok := s.containers[r.ID]; ok {
+		s.mu.Unlock()
+		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "container %q already exists", r.ID)
+	}
+	// Reserve the id while the container is built.
+	c := &container{id: r.ID, exitSent: make(chan struct{}), execs: map[string]*execProc{}}
+	s.containers[r.ID] = c
+	s.mu.Unlock()
+
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	p, err := s.rt.Create(ctx, process.CreateConfig{
+		ID:     r.ID,
+		Bundle: r.Bundle,
+		Rootfs: mount.FromProto(r.Rootfs),
+		Stdio:  process.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+	})
+	if err != nil {
+		s.mu.Lock()
+		delete(s.containers, r.ID)
+		s.mu.Unlock()
+		log.G(ctx).WithError(err).WithField("id", r.ID).Warn("create failed")
+		return nil, toGRPC(fmt.Errorf("create %s: %w", r.ID, err))
+	}
+	c.init = p
+	s.send(&eventstypes.TaskCreate{
+		ContainerID: r.ID,
+		Bundle:      r.Bundle,
+		Rootfs:      r.Rootfs,
+		IO: &eventstypes.TaskIO{
+			Stdin:    r.Stdin,
+			Stdout:   r.Stdout,
+			Stderr:   r.Stderr,
+			Terminal: r.Terminal,
+		},
+		Pid: uint32(p.Pid()),
+	})
+	go s.publishExit(c)
+	return &taskAPI.CreateTaskResponse{Pid: uint32(p.Pid())}, nil
+}
+
+// publishExit sends the init's TaskExit once it exited, never before its
+// TaskStart (Start holds the lifecycle lock until TaskStart is queued).
+func (s *service) publishExit(c *container) {
+	<-c.init.Exited()
+	// A barrier: no exec start is in flight past this point, and none can
+	// start (the init is stopped). Then wait for the execs' exits, so the
+	// init's exit is the container's last.
+	c.lifecycle.Lock()
+	c.lifecycle.Unlock()
+	if !c.init.OwnPidNS() {
+		c.init.Kill(s.ctx, syscall.SIGKILL, true)
+	}
+	c.running.Wait()
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	e := c.init.ExitStatus()
+	s.send(&eventstypes.TaskExit{
+		ContainerID: c.id,
+		ID:          c.id,
+		Pid:         uint32(e.Pid),
+		ExitStatus:  uint32(e.Status),
+		ExitedAt:    protobuf.ToTimestamp(e.Timestamp),
+	})
+	close(c.exitSent)
+}
+
+// ready returns the container once its Create finished.
+func (s *service) ready(id string) (*container, error) {
+	c, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	c.lifecycle.Lock()
+	p := c.init
+	c.lifecycle.Unlock()
+	if p == nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "container %q not created", id)
+	}
+	return c, nil
+}
+
+func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	if r.ExecID != "" {
+		return s.startExec(ctx, c, r.ExecID)
+	}
+	if err := c.init.Start(ctx); err != nil {
+		return nil, toGRPC(fmt.Errorf("start %s: %w", r.ID, err))
+	}
+	s.send(&eventstypes.TaskStart{ContainerID: r.ID, Pid: uint32(c.init.Pid())})
+	return &taskAPI.StartResponse{Pid: uint32(c.init.Pid())}, nil
+}
+
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		return s.deleteExec(ctx, c, r.ExecID)
+	}
+	if err := c.init.Delete(ctx); err != nil {
+		return nil, toGRPC(fmt.Errorf("delete %s: %w", r.ID, err))
+	}
+	<-c.exitSent // TaskExit is queued before TaskDelete
+	s.mu.Lock()
+	delete(s.containers, r.ID)
+	s.mu.Unlock()
+	e := c.init.ExitStatus()
+	s.send(&eventstypes.TaskDelete{
+		ContainerID: r.ID,
+		Pid:         uint32(c.init.Pid()),
+		ExitStatus:  uint32(e.Status),
+		ExitedAt:    protobuf.ToTimestamp(e.Timestamp),
+	})
+	return &taskAPI.DeleteResponse{
+		Pid:        uint32(c.init.Pid()),
+		ExitStatus: uint32(e.Status),
+		ExitedAt:   protobuf.ToTimestamp(e.Timestamp),
+	}, nil
+}
+
+func toStatus(st process.Status) task.Status {
+	switch st {
+	case process.Created:
+		return task.Status_CREATED
+	case process.Running:
+		return task.Status_RUNNING
+	case process.Paused:
+		return task.Status_PAUSED
+	case process.Stopped, process.Deleted:
+		return task.Status_STOPPED
+	}
+	return task.Status_UNKNOWN
+}
+
+func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		e, err := c.exec(r.ExecID)
+		if err != nil {
+			return nil, err
+		}
+		x := e.p.ExitStatus()
+		sio := e.p.Stdio()
+		return &taskAPI.StateResponse{
+			ID:         r.ExecID,
+			Bundle:     c.init.Bundle,
+			Pid:        uint32(e.p.Pid()),
+			Status:     toStatus(e.p.Status()),
+			Stdin:      sio.Stdin,
+			Stdout:     sio.Stdout,
+			Stderr:     sio.Stderr,
+			Terminal:   sio.Terminal,
+			ExitStatus: uint32(x.Status),
+			ExitedAt:   protobuf.ToTimestamp(x.Timestamp),
+		}, nil
+	}
+	p := c.init
+	status := toStatus(p.Status())
+	e := p.ExitStatus()
+	sio := p.Stdio()
+	return &taskAPI.StateResponse{
+		ID:         r.ID,
+		Bundle:     p.Bundle,
+		Pid:        uint32(p.Pid()),
+		Status:     status,
+		Stdin:      sio.Stdin,
+		Stdout:     sio.Stdout,
+		Stderr:     sio.Stderr,
+		Terminal:   sio.Terminal,
+		ExitStatus: uint32(e.Status),
+		ExitedAt:   protobuf.ToTimestamp(e.Timestamp),
+	}, nil
+}
+
+func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Empty, error) {
+	if r.Signal > 64 {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "unknown signal %d", r.Signal)
+	}
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		e, err := c.exec(r.ExecID)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.p.Kill(syscall.Signal(r.Signal)); err != nil {
+			return nil, toGRPC(fmt.Errorf("kill exec %s: %w", r.ExecID, err))
+		}
+		return empty, nil
+	}
+	if err := c.init.Kill(ctx, syscall.Signal(r.Signal), r.All); err != nil {
+		return nil, toGRPC(fmt.Errorf("kill %s: %w", r.ID, err))
+	}
+	return empty, nil
+}
+
+func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		e, err := c.exec(r.ExecID)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-e.p.Exited():
+		case <-ctx.Done():
+			return nil, errgrpc.ToGRPC(ctx.Err())
+		}
+		x := e.p.ExitStatus()
+		return &taskAPI.WaitResponse{ExitStatus: uint32(x.Status), ExitedAt: protobuf.ToTimestamp(x.Timestamp)}, nil
+	}
+	select {
+	case <-c.init.Exited():
+	case <-ctx.Done():
+		return nil, errgrpc.ToGRPC(ctx.Err())
+	}
+	e := c.init.ExitStatus()
+	return &taskAPI.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.Timestamp)}, nil
+}
+
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	var pid int
+	if c, err := s.get(r.ID); err == nil && c.init != nil {
+		pid = c.init.Pid()
+	}
+	return &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid()), TaskPid: uint32(pid)}, nil
+}
+
+// Shutdown ends the shim once it serves no container; while any remain it
+// does nothing (one shim serves a whole group).
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.containers) > 0 {
+		return empty, nil
+	}
+	s.shutdown.Shutdown()
+	return empty, nil
+}
+
+func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
+	return nil, notImplemented("pids")
+}
+
+func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
+	return nil, notImplemented("pause")
+}
+
+func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptypb.Empty, error) {
+	return nil, notImplemented("resume")
+}
+
+func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*emptypb.Empty, error) {
+	return nil, notImplemented("checkpoint")
+}
+
+func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID == "" {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "exec id must not be empty")
+	}
+	var spec specs.Process
+	if r.Spec == nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "exec %q has no process spec", r.ExecID)
+	}
+	if err := json.Unmarshal(r.Spec.GetValue(), &spec); err != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "exec %q process spec: %v", r.ExecID, err)
+	}
+	c.lifecycle.Lock()
+	defer c.lifecycle.Unlock()
+	if st := c.init.Status(); st != process.Running {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "cannot exec in a %s container %q", st, r.ID)
+	}
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	if _, ok := c.execs[r.ExecID]; ok {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "exec %q already exists in container %q", r.ExecID, r.ID)
+	}
+	p, err := c.init.NewExec(r.ExecID, &spec, process.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal})
+	if err != nil {
+		return nil, toGRPC(fmt.Errorf("exec %s: %w", r.ExecID, err))
+	}
+	c.execs[r.ExecID] = &execProc{p: p, exitSent: make(chan struct{})}
+	s.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
+	return empty, nil
+}
+
+// startExec runs under the container's lifecycle lock.
+func (s *service) startExec(ctx context.Context, c *container, execID string) (*taskAPI.StartResponse, error) {
+	e, err := c.exec(execID)
+	if err != nil {
+		return nil, err
+	}
+	if st := c.init.Status(); st != process.Running {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "cannot start exec %q in a %s container", execID, st)
+	}
+	if err := e.p.Start(ctx, s.rt); err != nil {
+		return nil, toGRPC(fmt.Errorf("start exec %s: %w", execID, err))
+	}
+	c.running.Add(1)
+	s.send(&eventstypes.TaskExecStarted{ContainerID: c.id, ExecID: execID, Pid: uint32(e.p.Pid())})
+	go func() {
+		<-e.p.Exited()
+		x := e.p.ExitStatus()
+		s.send(&eventstypes.TaskExit{
+			ContainerID: c.id,
+			ID:          execID,
+			Pid:         uint32(x.Pid),
+			ExitStatus:  uint32(x.Status),
+			ExitedAt:    protobuf.ToTimestamp(x.Timestamp),
+		})
+		close(e.exitSent)
+		c.running.Done()
+	}()
+	return &taskAPI.StartResponse{Pid: uint32(e.p.Pid())}, nil
+}
+
+func (s *service) deleteExec(ctx context.Context, c *container, execID string) (*taskAPI.DeleteResponse, error) {
+	e, err := c.exec(execID)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.p.Delete(ctx); err != nil {
+		return nil, toGRPC(fmt.Errorf("delete exec %s: %w", execID, err))
+	}
+	c.execMu.Lock()
+	delete(c.execs, execID)
+	c.execMu.Unlock()
+	x := e.p.ExitStatus()
+	return &taskAPI.DeleteResponse{
+		Pid:        uint32(e.p.Pid()),
+		ExitStatus: uint32(x.Status),
+		ExitedAt:   protobuf.ToTimestamp(x.Timestamp),
+	}, nil
+}
+
+func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*emptypb.Empty, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		e, err := c.exec(r.ExecID)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.p.Resize(r.Width, r.Height); err != nil {
+			return nil, toGRPC(fmt.Errorf("resize exec %s: %w", r.ExecID, err))
+		}
+		return empty, nil
+	}
+	if err := c.init.Resize(r.Width, r.Height); err != nil {
+		return nil, toGRPC(fmt.Errorf("resize %s: %w", r.ID, err))
+	}
+	return empty, nil
+}
+
+func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*emptypb.Empty, error) {
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		e, err := c.exec(r.ExecID)
+		if err != nil {
+			return nil, err
+		}
+		if r.Stdin {
+			e.p.CloseStdin()
+		}
+		return empty, nil
+	}
+	if r.Stdin {
+		c.init.CloseStdin()
+	}
+	return empty, nil
+}
+
+func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
+	return nil, notImplemented("update")
+}
+
+func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
+	return nil, notImplemented("stats")
+}
+
+func (s *service) send(evt any) {
+	select {
+	case s.events <- evt:
+	case <-s.shutdown.Done():
+	}
+}
+
+// forward publishes events to containerd in the order they were queued.
+func (s *service) forward(publisher shim.Publisher) {
+	ctx := context.WithoutCancel(s.ctx)
+	defer publisher.Close()
+	publish := func(e any) {
+		if err := publisher.Publish(ctx, runtime.GetTopic(e), e); err != nil {
+			log.G(ctx).WithError(err).Error("publish event")
+		}
+	}
+	for {
+		select {
+		case e := <-s.events:
+			publish(e)
+		case <-s.shutdown.Done():
+			for {
+				select {
+				case e := <-s.events:
+					publish(e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
