@@ -444,3 +444,51 @@ func (p *Init) Delete(ctx context.Context) error {
 	p.mu.Unlock()
 	return nil
 }
+
+// Pause freezes every process of the container.
+func (p *Init) Pause() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status != Running {
+		return fmt.Errorf("pause a %s container: %w", p.status, ErrWrongState)
+	}
+	if err := p.cg.Freeze(); err != nil {
+		return fmt.Errorf("freeze cgroup: %w", err)
+	}
+	p.status = Paused
+	return nil
+}
+
+// Resume thaws a paused container.
+func (p *Init) Resume() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status != Paused {
+		return fmt.Errorf("resume a %s container: %w", p.status, ErrWrongState)
+	}
+	if err := p.cg.Thaw(); err != nil {
+		return fmt.Errorf("thaw cgroup: %w", err)
+	}
+	p.status = Running
+	return nil
+}
+
+// Update changes the container's resources live.
+func (p *Init) Update(res *specs.LinuxResources) error {
+	switch st := p.Status(); st {
+	case Created, Running, Paused:
+	default:
+		return fmt.Errorf("update a %s container: %w", st, ErrWrongState)
+	}
+	if err := p.cg.Update(res); err != nil {
+		return fmt.Errorf("update resources: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the container's cgroup metrics (containerd's cgroup1 or
+// cgroup2 stats.Metrics).
+func (p *Init) Stats() (any, error) { return p.cg.Stats() }
+
+// OOMEvents signals each OOM kill in the container's cgroup.
+func (p *Init) OOMEvents() (<-chan struct{}, error) { return p.cg.OOMEvents() }

@@ -196,7 +196,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 func lookPath(file string, env []string) (string, error) {
 	if strings.Contains(file, "/") {
 		if err := checkExecutable(file); err != nil {
-			return "", fmt.Errorf("exec: %q: %w", file, err)
+			return "", fmt.Errorf("%q: %w", file, err)
 		}
 		return file, nil
 	}
@@ -215,7 +215,7 @@ func lookPath(file string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+	return "", fmt.Errorf("%q: executable file not found in $PATH", file)
 }
 
 func checkExecutable(p string) error {

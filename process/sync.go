@@ -82,7 +82,7 @@ type initError struct {
 }
 
 func (e *initError) Error() string {
-	return fmt.Sprintf("container init: %s: %s", e.Step, e.Msg)
+	return fmt.Sprintf("start container process: %s: %s", e.Step, e.Msg)
 }
 
 func (e *initError) Unwrap() error {

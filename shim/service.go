@@ -11,6 +11,7 @@ import (
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/runtime"
@@ -22,10 +23,12 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/husk-runtime/husk/process"
+	"github.com/husk-runtime/husk/process/cgroups"
 )
 
 var empty = &emptypb.Empty{}
@@ -120,6 +123,8 @@ func toGRPC(err error) error {
 		err = fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
 	case errors.Is(err, errors.ErrUnsupported):
 		err = fmt.Errorf("%w: %w", errdefs.ErrNotImplemented, err)
+	case errors.Is(err, cgroups.ErrNoCgroup):
+		err = fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
 	case errors.Is(err, os.ErrNotExist):
 		err = fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
 	}
@@ -182,6 +187,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		},
 		Pid: uint32(p.Pid()),
 	})
+	s.watchOOM(ctx, c)
 	go s.publishExit(c)
 	return &taskAPI.CreateTaskResponse{Pid: uint32(p.Pid())}, nil
 }
@@ -402,15 +408,57 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*em
 }
 
 func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
-	return nil, notImplemented("pids")
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := c.init.Pids()
+	if err != nil {
+		return nil, toGRPC(fmt.Errorf("list processes of %s: %w", r.ID, err))
+	}
+	execOf := map[int]string{}
+	c.execMu.Lock()
+	for id, e := range c.execs {
+		if pid := e.p.Pid(); pid > 0 {
+			execOf[pid] = id
+		}
+	}
+	c.execMu.Unlock()
+	out := make([]*task.ProcessInfo, 0, len(pids))
+	for _, pid := range pids {
+		pi := &task.ProcessInfo{Pid: uint32(pid)}
+		if id, ok := execOf[pid]; ok {
+			if a, err := typeurl.MarshalAnyToProto(&options.ProcessDetails{ExecID: id}); err == nil {
+				pi.Info = a
+			}
+		}
+		out = append(out, pi)
+	}
+	return &taskAPI.PidsResponse{Processes: out}, nil
 }
 
 func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
-	return nil, notImplemented("pause")
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.init.Pause(); err != nil {
+		return nil, toGRPC(fmt.Errorf("pause %s: %w", r.ID, err))
+	}
+	s.send(&eventstypes.TaskPaused{ContainerID: r.ID})
+	return empty, nil
 }
 
 func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptypb.Empty, error) {
-	return nil, notImplemented("resume")
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.init.Resume(); err != nil {
+		return nil, toGRPC(fmt.Errorf("resume %s: %w", r.ID, err))
+	}
+	s.send(&eventstypes.TaskResumed{ContainerID: r.ID})
+	return empty, nil
 }
 
 func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*emptypb.Empty, error) {
@@ -543,11 +591,53 @@ func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*empt
 }
 
 func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
-	return nil, notImplemented("update")
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Resources == nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "update of %q has no resources", r.ID)
+	}
+	var res specs.LinuxResources
+	if err := json.Unmarshal(r.Resources.GetValue(), &res); err != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "update of %q: resources: %v", r.ID, err)
+	}
+	if err := c.init.Update(&res); err != nil {
+		return nil, toGRPC(fmt.Errorf("update %s: %w", r.ID, err))
+	}
+	return empty, nil
 }
 
 func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
-	return nil, notImplemented("stats")
+	c, err := s.ready(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.init.Stats()
+	if err != nil {
+		return nil, toGRPC(fmt.Errorf("stats of %s: %w", r.ID, err))
+	}
+	a, err := typeurl.MarshalAnyToProto(st)
+	if err != nil {
+		return nil, toGRPC(fmt.Errorf("stats of %s: %w", r.ID, err))
+	}
+	return &taskAPI.StatsResponse{Stats: a}, nil
+}
+
+// watchOOM publishes a TaskOOM for each OOM kill in the container's cgroup.
+func (s *service) watchOOM(ctx context.Context, c *container) {
+	ch, err := c.init.OOMEvents()
+	if err != nil {
+		if !errors.Is(err, cgroups.ErrNoCgroup) {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warn("watch oom events")
+		}
+		return
+	}
+	go func() {
+		for range ch {
+			s.send(&eventstypes.TaskOOM{ContainerID: c.id})
+		}
+	}()
 }
 
 func (s *service) send(evt any) {
