@@ -1,0 +1,46 @@
+# husk: containerd runtime shim v2 (io.containerd.husk.v2).
+#
+#   make build        bin/containerd-shim-husk-v2
+#   make containerd   containerd, ctr, containerd-shim-runc-v2 (version from go.mod) in .cache/bin
+#   make image        .cache/busybox.tar (OCI image from the host's busybox-static)
+#   make unit         unit tests
+#   make integration  end-to-end tests against a private containerd (root)
+#   make test         unit + integration
+#   make demo         scripts/demo.sh
+
+GO        ?= go
+SHIM      := bin/containerd-shim-husk-v2
+IMAGE_TAR := .cache/busybox.tar
+BUSYBOX   ?= /bin/busybox
+UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
+GOTESTFLAGS ?=
+INTEGRATION_TIMEOUT ?= 15m
+
+.PHONY: all build containerd image test unit integration demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(SHIM) ./cmd/containerd-shim-husk-v2
+
+containerd:
+	scripts/build-containerd.sh
+
+# Always regenerated (takes a second); the output is reproducible.
+image:
+	$(GO) run ./scripts/mkimage -busybox $(BUSYBOX) -o $(IMAGE_TAR)
+
+unit:
+	$(GO) test $(GOTESTFLAGS) $(UNIT_PKGS)
+
+integration: build containerd image
+	$(GO) test -count=1 -v -timeout $(INTEGRATION_TIMEOUT) $(GOTESTFLAGS) ./integration/...
+
+test: unit
+	$(MAKE) integration
+
+demo:
+	scripts/demo.sh
+
+clean:
+	rm -rf bin $(IMAGE_TAR)
