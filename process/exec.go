@@ -56,6 +56,7 @@ func (e *Exec) Start(ctx context.Context, r *Runtime) error {
 	spec := *e.init.Spec
 	spec.Process = e.spec
 	c, err := r.spawn(ctx, spawnOpts{
+		id:      e.init.ID,
 		config:  &initConfig{Spec: &spec, Exec: true},
 		stdio:   e.stdio,
 		join:    join,

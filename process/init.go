@@ -178,6 +178,7 @@ func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr
 		gidMap = toSysMappings(spec.Linux.GIDMappings)
 	}
 	c, err := r.spawn(ctx, spawnOpts{
+		id:     cfg.ID,
 		config: &initConfig{Spec: spec, Rootfs: rootfsDir, CgroupNS: plan.cgroupNS},
 		stdio:  cfg.Stdio,
 		clone:  plan.clone,

@@ -33,6 +33,8 @@ type processIO struct {
 
 	stdinW  *os.File // our end of the stdin pipe; CloseIO closes it
 	console console.Console
+	logger  *binaryLogger
+	ctx     context.Context
 	closers []io.Closer
 	copying sync.WaitGroup
 	once    sync.Once
@@ -41,8 +43,8 @@ type processIO struct {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-func newProcessIO(ctx context.Context, s Stdio) (_ *processIO, retErr error) {
-	p := &processIO{}
+func newProcessIO(ctx context.Context, exits *Exits, id string, s Stdio) (_ *processIO, retErr error) {
+	p := &processIO{ctx: context.WithoutCancel(ctx)}
 	defer func() {
 		if retErr != nil {
 			p.closeChildEnds()
@@ -82,6 +84,15 @@ func newProcessIO(ctx context.Context, s Stdio) (_ *processIO, retErr error) {
 		}()
 	}
 
+	if u, err := url.Parse(s.Stdout); err == nil && (u.Scheme == "binary" || u.Scheme == "binary-v2") {
+		l, out, errW, err := startLogger(ctx, exits, id, u)
+		if err != nil {
+			return nil, err
+		}
+		p.logger = l
+		p.childOut, p.childErr = out, errW
+		return p, nil
+	}
 	out, err := p.output(ctx, s.Stdout, null, nil)
 	if err != nil {
 		return nil, fmt.Errorf("stdout: %w", err)
@@ -185,10 +196,17 @@ func (p *processIO) CloseStdin() {
 	}
 }
 
-// Wait waits until all output has been copied, at most for timeout.
+// Wait waits until all output has been copied (or the logging binary
+// consumed it), at most for timeout.
 func (p *processIO) Wait(timeout time.Duration) bool {
 	done := make(chan struct{})
-	go func() { p.copying.Wait(); close(done) }()
+	go func() {
+		p.copying.Wait()
+		if p.logger != nil {
+			p.logger.stop(p.ctx, timeout)
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return true
@@ -200,6 +218,9 @@ func (p *processIO) Wait(timeout time.Duration) bool {
 // Close releases everything; output still in flight is abandoned.
 func (p *processIO) Close() error {
 	p.once.Do(func() {
+		if p.logger != nil {
+			p.logger.stop(p.ctx, 0)
+		}
 		p.CloseStdin()
 		for _, c := range p.closers {
 			c.Close()

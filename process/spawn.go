@@ -20,6 +20,7 @@ import (
 // spawnOpts is how to start one container process (an init or an exec)
 // from our own binary.
 type spawnOpts struct {
+	id     string // the container's id (for a logging binary)
 	config *initConfig
 	stdio  Stdio
 	clone  uintptr
@@ -56,7 +57,7 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 			undo.run()
 		}
 	}()
-	pio, err := newProcessIO(ctx, o.stdio)
+	pio, err := newProcessIO(ctx, r.exits, o.id, o.stdio)
 	if err != nil {
 		return nil, err
 	}

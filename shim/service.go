@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -75,6 +76,31 @@ type service struct {
 
 	mu         sync.Mutex
 	containers map[string]*container
+	idle       *time.Timer // runs while the shim serves no container
+}
+
+// idleExit is how long a shim that serves no container waits for one
+// (containerd normally sends Shutdown right away) before it exits by itself.
+const idleExit = 30 * time.Second
+
+// removeLocked forgets a container; a shim left with none arms its idle
+// timer. s.mu must be held.
+func (s *service) removeLocked(id string) {
+	delete(s.containers, id)
+	if len(s.containers) > 0 {
+		return
+	}
+	if s.idle != nil {
+		s.idle.Stop()
+	}
+	s.idle = time.AfterFunc(idleExit, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.containers) == 0 {
+			log.G(s.ctx).Info("no container left; shim exits")
+			s.shutdown.Shutdown()
+		}
+	})
 }
 
 // NewTaskService returns the task service, publishing through publisher.
@@ -169,7 +195,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	})
 	if err != nil {
 		s.mu.Lock()
-		delete(s.containers, r.ID)
+		s.removeLocked(r.ID)
 		s.mu.Unlock()
 		log.G(ctx).WithError(err).WithField("id", r.ID).Warn("create failed")
 		return nil, toGRPC(fmt.Errorf("create %s: %w", r.ID, err))
@@ -263,7 +289,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	}
 	<-c.exitSent // TaskExit is queued before TaskDelete
 	s.mu.Lock()
-	delete(s.containers, r.ID)
+	s.removeLocked(r.ID)
 	s.mu.Unlock()
 	e := c.init.ExitStatus()
 	s.send(&eventstypes.TaskDelete{
