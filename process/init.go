@@ -228,9 +228,6 @@ func toSysMappings(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 	return out
 }
 
-
-
-
 func (p *Init) watchExit() {
 	e := <-p.exitCh
 	p.mu.Lock()
