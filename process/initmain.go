@@ -254,4 +254,3 @@ func withHome(env []string, uid uint32) []string {
 	}
 	return append(append([]string(nil), env...), "HOME="+home)
 }
-
