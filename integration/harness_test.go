@@ -267,6 +267,13 @@ func startContainerd() (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Root of a user-namespaced container is an unprivileged host user: it
+	// must be able to search its way to the bundle's rootfs, as containerd
+	// makes its own state dirs 0711 for.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	d := &daemon{
 		dir:          dir,
 		root:         filepath.Join(dir, "root"),

@@ -129,10 +129,21 @@ func runInit(sp *syncPipe) (string, error) {
 	if err := unix.Chdir(proc.Cwd); err != nil {
 		return "cwd", fmt.Errorf("chdir to cwd %q: %w", proc.Cwd, err)
 	}
+	// CVE-2024-21626: a cwd reached through a magic link (/proc/self/fd/N
+	// of an fd that points outside the container) is not below the root,
+	// and getcwd(2) says so.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return "cwd", fmt.Errorf("cwd %q is outside the container's root filesystem (possible breakout attempt): getcwd: %v", proc.Cwd, err)
+	}
 	env := withHome(proc.Env, proc.User.UID)
 	path, err := lookPath(proc.Args[0], env)
 	if err != nil {
 		return "exec", err
+	}
+	// AppArmor profile and SELinux label take effect at execve; the shim
+	// checked that the host runs the modules asked for.
+	if err := security.ApplyLSM(proc.ApparmorProfile, proc.SelinuxLabel); err != nil {
+		return "lsm", err
 	}
 	if filter != nil && !proc.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it

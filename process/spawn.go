@@ -101,6 +101,13 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 			GidMappingsEnableSetgroups: len(o.gidMap) > 0,
 		},
 	}
+	if len(o.uidMap) > 0 {
+		// In a new user namespace the child is the overflow uid (host root is
+		// not mapped) and would lose every capability at execve. Become root
+		// of the namespace first, as runc does (ValidateSpec requires the
+		// container's uid and gid 0 to be mapped).
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	done := r.exits.BeginStart()
 	err = startIn(cmd, o.join)
 	childSock.Close()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/security"
 )
 
 // ErrInvalidSpec marks a spec husk refuses before touching the host.
@@ -35,7 +38,10 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
-// ValidateSpec checks what can be checked without touching the host.
+// ValidateSpec checks what can be checked without changing the host (it
+// reads the shim's id maps and which security modules the host runs, and
+// compiles the seccomp profile), so bad input fails before anything is
+// mounted or created.
 func ValidateSpec(spec *specs.Spec) error {
 	if major, _, _ := strings.Cut(spec.Version, "."); major != "1" {
 		return invalid("unsupported ociVersion %q: husk implements runtime-spec 1.x", spec.Version)
@@ -67,8 +73,16 @@ func ValidateSpec(spec *specs.Spec) error {
 	if !plan.has(specs.MountNamespace) {
 		return invalid("a mount namespace is required to set up the root filesystem")
 	}
-	if err := validateIDMappings(spec.Linux, plan.has(specs.UserNamespace)); err != nil {
+	if err := validateIDMappings(spec.Linux, plan.has(specs.UserNamespace), plan.clone&unix.CLONE_NEWUSER != 0); err != nil {
 		return err
+	}
+	// Compiled again by the init; this catches a bad profile before the
+	// rootfs is mounted (about a millisecond for containerd's default).
+	if _, _, err := security.CheckSeccomp(spec.Linux.Seccomp); err != nil {
+		return invalid("%v", err)
+	}
+	if err := security.CheckLSM("", "", spec.Linux.MountLabel); err != nil {
+		return invalid("%v", err)
 	}
 	return nil
 }
@@ -92,23 +106,49 @@ func ValidateProcess(p *specs.Process) error {
 	if p.Terminal && p.ConsoleSize != nil && (p.ConsoleSize.Height > 1<<16 || p.ConsoleSize.Width > 1<<16) {
 		return invalid("console size %dx%d is absurd", p.ConsoleSize.Width, p.ConsoleSize.Height)
 	}
+	if _, err := security.CheckCapabilities(p.Capabilities); err != nil {
+		return invalid("%v", err)
+	}
+	if err := security.CheckRlimits(p.Rlimits); err != nil {
+		return invalid("%v", err)
+	}
+	if err := security.CheckLSM(p.ApparmorProfile, p.SelinuxLabel, ""); err != nil {
+		return invalid("%v", err)
+	}
 	return nil
 }
 
-func validateIDMappings(l *specs.Linux, userNS bool) error {
+// maxIDMapLines is the kernel's limit on lines in uid_map/gid_map (Linux
+// 4.15+; older kernels allow 5).
+const maxIDMapLines = 340
+
+// hostIDMapFiles are the shim's own uid and gid maps: the host ids a
+// container mapping may use must be mapped in the shim's user namespace.
+var hostIDMapFiles = map[string]string{"uid": "/proc/self/uid_map", "gid": "/proc/self/gid_map"}
+
+func validateIDMappings(l *specs.Linux, userNS, newUserNS bool) error {
 	if !userNS {
 		if len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0 {
 			return invalid("uid/gid mappings need a user namespace")
 		}
 		return nil
 	}
-	for name, ms := range map[string][]specs.LinuxIDMapping{"uid": l.UIDMappings, "gid": l.GIDMappings} {
+	kinds := []struct {
+		name string
+		ms   []specs.LinuxIDMapping
+	}{{"uid", l.UIDMappings}, {"gid", l.GIDMappings}}
+	for _, k := range kinds {
+		name, ms := k.name, k.ms
+		if len(ms) > maxIDMapLines {
+			return invalid("%d %s mappings: the kernel accepts at most %d", len(ms), name, maxIDMapLines)
+		}
 		for i, a := range ms {
 			if a.Size == 0 {
 				return invalid("%s mapping %d has size 0", name, i)
 			}
-			if uint64(a.ContainerID)+uint64(a.Size) > 1<<32 || uint64(a.HostID)+uint64(a.Size) > 1<<32 {
-				return invalid("%s mapping %d exceeds the 32-bit id range", name, i)
+			// (uid_t)-1 is never a valid id, so ranges end at 4294967294.
+			if uint64(a.ContainerID)+uint64(a.Size) > 1<<32-1 || uint64(a.HostID)+uint64(a.Size) > 1<<32-1 {
+				return invalid("%s mapping %d (%d:%d:%d) exceeds the 32-bit id range", name, i, a.ContainerID, a.HostID, a.Size)
 			}
 			for j := range i {
 				b := ms[j]
@@ -116,6 +156,71 @@ func validateIDMappings(l *specs.Linux, userNS bool) error {
 					return invalid("%s mappings %d and %d overlap", name, j, i)
 				}
 			}
+		}
+	}
+	if !newUserNS {
+		return nil
+	}
+	for _, k := range kinds {
+		if len(k.ms) == 0 {
+			return invalid("a new user namespace needs %s mappings", k.name)
+		}
+		if !maps0(k.ms) {
+			return invalid("%s mappings must map the container's %s 0: the container is set up as root of its user namespace", k.name, k.name)
+		}
+		if err := checkHostRange(k.name, k.ms); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func maps0(ms []specs.LinuxIDMapping) bool {
+	for _, m := range ms {
+		if m.ContainerID == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHostRange checks that every host id of ms is mapped in the shim's own
+// user namespace (writing the container's map would fail with a bare EPERM
+// otherwise).
+func checkHostRange(name string, ms []specs.LinuxIDMapping) error {
+	b, err := os.ReadFile(hostIDMapFiles[name])
+	if err != nil {
+		// No /proc: nothing to check against; the kernel still refuses.
+		return nil
+	}
+	type span struct{ lo, hi uint64 } // [lo, hi)
+	var have []span
+	for _, line := range strings.Split(string(b), "\n") {
+		var in, out, size uint64
+		if n, _ := fmt.Sscan(line, &in, &out, &size); n == 3 && size > 0 {
+			have = append(have, span{in, in + size})
+		}
+	}
+	sort.Slice(have, func(i, j int) bool { return have[i].lo < have[j].lo })
+	covered := func(lo, hi uint64) bool {
+		for _, h := range have {
+			if h.lo > lo {
+				return false // a gap before h
+			}
+			if h.hi > lo {
+				lo = h.hi
+			}
+			if lo >= hi {
+				return true
+			}
+		}
+		return false
+	}
+	for i, m := range ms {
+		lo := uint64(m.HostID)
+		if !covered(lo, lo+uint64(m.Size)) {
+			return invalid("%s mapping %d (%d:%d:%d): host %ss %d-%d are not all mapped in the runtime's user namespace (%s)",
+				name, i, m.ContainerID, m.HostID, m.Size, name, lo, lo+uint64(m.Size)-1, strings.Join(strings.Fields(string(b)), " "))
 		}
 	}
 	return nil

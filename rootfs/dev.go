@@ -105,6 +105,12 @@ func setupDev(r *root, spec *specs.Spec) error {
 		return err
 	}
 	for _, d := range devs {
+		if d.path == "/dev/ptmx" {
+			// Replaced by the devpts symlink below (runc skips it too): a
+			// node bind-mounted from the host in a user namespace could
+			// not even be removed.
+			continue
+		}
 		if err := r.createDevice(d); err != nil {
 			return fmt.Errorf("device %s: %w", d.path, err)
 		}

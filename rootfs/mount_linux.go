@@ -14,6 +14,33 @@ import (
 type mounter struct {
 	root     *root
 	cgroupNS bool // the container has its own cgroup namespace
+	// mountLabel is linux.mountLabel: the SELinux context of the
+	// filesystems the container mounts (checked by the shim to be usable).
+	mountLabel string
+}
+
+// labelsFS reports whether a new filesystem of type typ takes the mount
+// label as a context= option. procfs, sysfs and cgroupfs have fixed labels
+// (runc labels only the other ones too).
+func labelsFS(typ string) bool {
+	switch typ {
+	case "proc", "sysfs", "cgroup", "cgroup2", "bind":
+		return false
+	}
+	return true
+}
+
+// withMountLabel appends the SELinux context=<label> option to filesystem
+// data (go-selinux's FormatMountLabel). An empty label changes nothing.
+func withMountLabel(data, label string) string {
+	if label == "" {
+		return data
+	}
+	ctx := fmt.Sprintf("context=%q", label)
+	if data == "" {
+		return ctx
+	}
+	return data + "," + ctx
 }
 
 // mount performs one spec mount (runc's mountToRootfs).
@@ -117,7 +144,11 @@ func (mt *mounter) mountFS(source, dest, typ string, opts mountOptions) error {
 	if delaysReadonly(typ, dest, opts) {
 		flags &^= unix.MS_RDONLY
 	}
-	if err := unix.Mount(source, fdPath(target), typ, flags, opts.dataString()); err != nil {
+	data := opts.dataString()
+	if labelsFS(typ) {
+		data = withMountLabel(data, mt.mountLabel)
+	}
+	if err := unix.Mount(source, fdPath(target), typ, flags, data); err != nil {
 		return &os.PathError{Op: "mount", Path: dest, Err: err}
 	}
 	mnt, err := mt.root.open(rel)

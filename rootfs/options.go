@@ -4,6 +4,7 @@ package rootfs
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -219,3 +220,22 @@ const mntLockFlags = unix.MS_RDONLY | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_N
 
 // mntAtimeFlags are the atime "enum" flags.
 const mntAtimeFlags = unix.MS_NOATIME | unix.MS_RELATIME | unix.MS_STRICTATIME
+
+// KnownMountOptions lists the mount options husk implements (for the OCI
+// features document): flag, propagation and recursive-attribute options,
+// and "defaults". Anything else is passed to the filesystem as data;
+// "tmpcopyup" is accepted but not implemented, so it is not listed.
+func KnownMountOptions() []string {
+	opts := []string{"defaults"}
+	for o := range mountFlagOptions {
+		opts = append(opts, o)
+	}
+	for o := range propagationOptions {
+		opts = append(opts, o)
+	}
+	for o := range recAttrOptions {
+		opts = append(opts, o)
+	}
+	sort.Strings(opts)
+	return opts
+}

@@ -5,7 +5,8 @@
 // spec mounts, /dev, pivot_root, masked and read-only paths.
 //
 // The container side follows runc's libcontainer/rootfs_linux.go. Known
-// differences: linux.mountLabel is ignored (no SELinux), "tmpcopyup" is
+// differences: linux.mountLabel is passed as context= to new filesystems
+// other than proc, sysfs and cgroup (untested: no SELinux host), "tmpcopyup" is
 // accepted and ignored, idmapped mounts are rejected, /dev/console is not
 // set up here, and there is no non-pivot_root (MS_MOVE/chroot) mode.
 package rootfs
@@ -13,6 +14,8 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -50,6 +53,9 @@ func Prepare(spec *specs.Spec, rootfs string) error {
 	}
 	real, err := realPath(rootfs)
 	if err != nil {
+		if errors.Is(err, unix.EACCES) && inUserNamespace() {
+			return fmt.Errorf("rootfs %s: %w (the container's root is an unprivileged host user here: every directory above the rootfs must be searchable by it, as containerd's state dirs are)", rootfs, err)
+		}
 		return fmt.Errorf("rootfs %s: %w", rootfs, err)
 	}
 	prop, err := rootPropagation(spec)
@@ -82,6 +88,9 @@ func mountAll(spec *specs.Spec, real string) error {
 	}
 	defer r.Close()
 	mt := &mounter{root: r, cgroupNS: hasNamespace(spec, specs.CgroupNamespace)}
+	if spec.Linux != nil {
+		mt.mountLabel = spec.Linux.MountLabel
+	}
 	for _, m := range spec.Mounts {
 		if err := mt.mount(m); err != nil {
 			return err
@@ -137,4 +146,15 @@ func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 		}
 	}
 	return false
+}
+
+// inUserNamespace reports whether the caller is in a user namespace other
+// than the initial one (whose uid_map is the identity over all ids).
+func inUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }

@@ -58,16 +58,9 @@ func rlimitNumber(name string) (int, bool) {
 // unix.Prlimit goes through the syscall package, so Go's saved original
 // RLIMIT_NOFILE is dropped and not restored on execve.
 func SetRlimits(rlimits []specs.POSIXRlimit) (warnings []string, err error) {
-	res := make([]int, len(rlimits))
-	for i, rl := range rlimits {
-		n, ok := rlimitNumber(rl.Type)
-		if !ok {
-			return nil, fmt.Errorf("rlimit %q: unknown type", rl.Type)
-		}
-		if rl.Soft > rl.Hard {
-			return nil, fmt.Errorf("rlimit %s: soft limit %d exceeds hard limit %d", rl.Type, rl.Soft, rl.Hard)
-		}
-		res[i] = n
+	res, err := checkRlimits(rlimits)
+	if err != nil {
+		return nil, err
 	}
 	for i, rl := range rlimits {
 		want := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
@@ -92,4 +85,32 @@ func SetRlimits(rlimits []specs.POSIXRlimit) (warnings []string, err error) {
 			rl.Type, rl.Hard, err, fallback.Max, fallback.Cur))
 	}
 	return warnings, nil
+}
+
+// CheckRlimits validates the spec's rlimits without applying them (for early
+// validation, before anything is set up): an unknown type, a type listed
+// twice, or soft > hard is an error.
+func CheckRlimits(rlimits []specs.POSIXRlimit) error {
+	_, err := checkRlimits(rlimits)
+	return err
+}
+
+func checkRlimits(rlimits []specs.POSIXRlimit) ([]int, error) {
+	res := make([]int, len(rlimits))
+	seen := make(map[string]bool, len(rlimits))
+	for i, rl := range rlimits {
+		n, ok := rlimitNumber(rl.Type)
+		if !ok {
+			return nil, fmt.Errorf("rlimit %q: unknown type", rl.Type)
+		}
+		if seen[rl.Type] {
+			return nil, fmt.Errorf("rlimit %s is listed twice", rl.Type)
+		}
+		seen[rl.Type] = true
+		if rl.Soft > rl.Hard {
+			return nil, fmt.Errorf("rlimit %s: soft limit %d exceeds hard limit %d", rl.Type, rl.Soft, rl.Hard)
+		}
+		res[i] = n
+	}
+	return res, nil
 }

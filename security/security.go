@@ -1,17 +1,22 @@
 // Package security applies the process-level containment of the OCI spec:
-// capabilities, user and groups, no_new_privs, rlimits and seccomp.
+// capabilities, user and groups, no_new_privs, rlimits, seccomp, and the
+// AppArmor profile / SELinux label (lsm.go). The Check* functions validate
+// the same spec fields in the shim before anything is set up; features.go
+// lists what is implemented for the OCI features document.
 //
 // It runs inside the container's init (a re-exec of the husk binary) on an
 // OS thread locked with runtime.LockOSThread that later calls execve. All
 // per-thread kernel state (credentials, capabilities, keepcaps,
 // no_new_privs, seccomp without TSYNC) is therefore set on the calling thread
 // only, with direct system calls; see ApplyUserAndCapabilities. The package
-// has no mutable global state; its tables are constant.
+// has no mutable global state besides the host paths lsm.go probes (tests
+// point them at fixtures); its tables are constant.
 //
 // Caller order (runc's libcontainer order):
 //
 //	SetRlimits
 //	... (namespaces, rootfs, ...)
+//	ApplyLSM                               // takes effect at execve
 //	if !noNewPrivileges { seccomp Load }   // needs CAP_SYS_ADMIN
 //	ApplyUserAndCapabilities
 //	if noNewPrivileges { SetNoNewPrivs }
