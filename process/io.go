@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/console"
 	"github.com/containerd/fifo"
 	"github.com/containerd/log"
 )
@@ -27,24 +26,33 @@ type Stdio struct {
 
 // processIO is a process's standard streams: the ends the child gets, and
 // the copies between pipes and containerd's FIFOs.
+//
+// Stdin follows containerd's contract (the runc shim's): the shim holds a
+// writer on the stdin FIFO of its own, so the process's stdin stays open
+// while clients come and go (ctr task attach, a restarted CRI stream).
+// CloseIO closes that writer; the process sees EOF once every client has
+// closed its end too and everything written before has been delivered.
 type processIO struct {
 	// child ends, closed in the shim once the child holds them
 	childIn, childOut, childErr *os.File
 
-	stdinW  *os.File // our end of the stdin pipe; CloseIO closes it
-	console console.Console
-	logger  *binaryLogger
-	ctx     context.Context
-	closers []io.Closer
-	copying sync.WaitGroup
-	once    sync.Once
-	stdinMu sync.Mutex
+	stdinHold io.Closer // our writer on the stdin FIFO; CloseIO closes it
+	stdinW    *os.File  // our end of the stdin pipe; closed at the FIFO's EOF
+	console   *ptyMaster
+	logger    *binaryLogger
+	ctx       context.Context
+	exits     *Exits
+	id        string
+	closers   []io.Closer
+	copying   sync.WaitGroup
+	once      sync.Once
+	stdinMu   sync.Mutex
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func newProcessIO(ctx context.Context, exits *Exits, id string, s Stdio) (_ *processIO, retErr error) {
-	p := &processIO{ctx: context.WithoutCancel(ctx)}
+	p := &processIO{ctx: context.WithoutCancel(ctx), exits: exits, id: id}
 	defer func() {
 		if retErr != nil {
 			p.closeChildEnds()
@@ -64,23 +72,20 @@ func newProcessIO(ctx context.Context, exits *Exits, id string, s Stdio) (_ *pro
 	}
 	// stdin: FIFO -> pipe -> child
 	if s.Stdin != "" {
-		in, err := fifo.OpenFifo(context.WithoutCancel(ctx), s.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		in, err := p.openStdin(ctx, s.Stdin)
 		if err != nil {
-			return nil, fmt.Errorf("open stdin fifo %s: %w", s.Stdin, err)
+			return nil, err
 		}
 		r, w, err := os.Pipe()
 		if err != nil {
-			in.Close()
 			return nil, fmt.Errorf("stdin pipe: %w", err)
 		}
 		p.childIn, p.stdinW = r, w
-		p.closers = append(p.closers, in)
 		go func() {
 			bp := copyBufs.Get().(*[]byte)
 			defer copyBufs.Put(bp)
 			io.CopyBuffer(w, in, *bp)
-			p.CloseStdin()
-			in.Close()
+			p.closeStdinPipe()
 		}()
 	}
 
@@ -110,6 +115,19 @@ func newProcessIO(ctx context.Context, exits *Exits, id string, s Stdio) (_ *pro
 	return p, nil
 }
 
+// openLogFile opens a file:// log for appending, creating it (and its
+// directory) if needed.
+func openLogFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create log dir for %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open log file: %w", err)
+	}
+	return f, nil
+}
+
 func isFileURI(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme == "file"
@@ -130,14 +148,7 @@ func (p *processIO) output(ctx context.Context, target string, null, same *os.Fi
 	switch u.Scheme {
 	case "file":
 		// The child appends to the log file directly: nothing to copy.
-		if err := os.MkdirAll(filepath.Dir(u.Path), 0o755); err != nil {
-			return nil, fmt.Errorf("create log dir for %s: %w", u.Path, err)
-		}
-		f, err := os.OpenFile(u.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("open log file: %w", err)
-		}
-		return f, nil
+		return openLogFile(u.Path)
 	case "", "fifo":
 	default:
 		return nil, fmt.Errorf("log URI scheme %q of %q is not supported", u.Scheme, target)
@@ -186,8 +197,36 @@ func (p *processIO) closeChildEnds() {
 	}
 }
 
-// CloseStdin closes the process's stdin (CloseIO).
+// openStdin opens the stdin FIFO for reading, and for writing to hold it
+// open until CloseStdin.
+func (p *processIO) openStdin(ctx context.Context, path string) (io.ReadCloser, error) {
+	in, err := fifo.OpenFifo(context.WithoutCancel(ctx), path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open stdin fifo %s: %w", path, err)
+	}
+	p.closers = append(p.closers, in)
+	hold, err := fifo.OpenFifo(context.WithoutCancel(ctx), path, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open stdin fifo %s for writing: %w", path, err)
+	}
+	p.stdinMu.Lock()
+	p.stdinHold = hold
+	p.stdinMu.Unlock()
+	return in, nil
+}
+
+// CloseStdin (CloseIO) closes the shim's own writer on the stdin FIFO: the
+// process's stdin ends once the clients' writers are closed too.
 func (p *processIO) CloseStdin() {
+	p.stdinMu.Lock()
+	defer p.stdinMu.Unlock()
+	if p.stdinHold != nil {
+		p.stdinHold.Close()
+		p.stdinHold = nil
+	}
+}
+
+func (p *processIO) closeStdinPipe() {
 	p.stdinMu.Lock()
 	defer p.stdinMu.Unlock()
 	if p.stdinW != nil {
@@ -222,6 +261,7 @@ func (p *processIO) Close() error {
 			p.logger.stop(p.ctx, 0)
 		}
 		p.CloseStdin()
+		p.closeStdinPipe()
 		for _, c := range p.closers {
 			c.Close()
 		}

@@ -37,9 +37,11 @@ type binaryLogger struct {
 func startLogger(ctx context.Context, exits *Exits, id string, u *url.URL) (_ *binaryLogger, stdout, stderr *os.File, retErr error) {
 	ns, _ := namespaces.Namespace(ctx)
 	var args []string
+	// As containerd's NewBinaryCmd: each query key, then its first value
+	// (even an empty one).
 	for k, vs := range u.Query() {
 		args = append(args, k)
-		if len(vs) > 0 && vs[0] != "" {
+		if len(vs) > 0 {
 			args = append(args, vs[0])
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
@@ -138,23 +140,40 @@ func toGRPC(err error) error {
 	if err == nil {
 		return nil
 	}
+	var kind error
 	switch {
-	case errdefs.IsNotFound(err), errdefs.IsAlreadyExists(err), errdefs.IsInvalidArgument(err),
-		errdefs.IsFailedPrecondition(err), errdefs.IsNotImplemented(err):
+	case errdefs.IsNotFound(err):
+		kind = errdefs.ErrNotFound
+	case errdefs.IsAlreadyExists(err):
+		kind = errdefs.ErrAlreadyExists
+	case errdefs.IsInvalidArgument(err):
+		kind = errdefs.ErrInvalidArgument
+	case errdefs.IsFailedPrecondition(err):
+		kind = errdefs.ErrFailedPrecondition
+	case errdefs.IsNotImplemented(err):
+		kind = errdefs.ErrNotImplemented
 	case errors.Is(err, process.ErrInvalidSpec):
-		err = fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+		kind = errdefs.ErrInvalidArgument
 	case errors.Is(err, process.ErrWrongState):
-		err = fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+		kind = errdefs.ErrFailedPrecondition
 	case errors.Is(err, process.ErrNotRunning):
-		err = fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
+		kind = errdefs.ErrNotFound
 	case errors.Is(err, errors.ErrUnsupported):
-		err = fmt.Errorf("%w: %w", errdefs.ErrNotImplemented, err)
+		kind = errdefs.ErrNotImplemented
 	case errors.Is(err, cgroups.ErrNoCgroup):
-		err = fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+		kind = errdefs.ErrFailedPrecondition
 	case errors.Is(err, os.ErrNotExist):
-		err = fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
+		kind = errdefs.ErrNotFound
+	default:
+		kind = errdefs.ErrUnknown
 	}
-	return errgrpc.ToGRPC(err)
+	// Flatten to "message: kind". errgrpc sends every error a chain wraps
+	// with a multi-%w link as a status detail of its own (code Unknown);
+	// containerd joins those to ours when it decodes the error, and its
+	// client then no longer sees the kind (NewTask of a bad spec came back
+	// as Unknown instead of InvalidArgument).
+	msg := strings.TrimSuffix(err.Error(), ": "+kind.Error())
+	return errgrpc.ToGRPC(fmt.Errorf("%s: %w", msg, kind))
 }
 
 func (s *service) get(id string) (*container, error) {
@@ -174,6 +193,20 @@ func notImplemented(what string) error {
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	if r.Checkpoint != "" || r.ParentCheckpoint != "" {
 		return nil, notImplemented("checkpoint/restore")
+	}
+	// The runtime's options (CRI: runtimeoptions.v1.Options) apply to the
+	// shim as a whole (see manager.go); here they are only checked.
+	_, notes, err := ParseOptions(r.Options)
+	if err != nil {
+		return nil, toGRPC(fmt.Errorf("create %s: %w", r.ID, err))
+	}
+	for _, n := range notes {
+		log.G(ctx).WithField("id", r.ID).Warn(n)
+	}
+	// containerd never sends an invalid id, but the id names the
+	// container in state, events and logs: refuse what containerd would.
+	if err := identifiers.Validate(r.ID); err != nil {
+		return nil, toGRPC(fmt.Errorf("create: container id: %w", err))
 	}
 	s.mu.Lock()
 	if _, ok := s.containers[r.ID]; ok {
@@ -438,6 +471,14 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	if err != nil {
 		return nil, err
 	}
+	// A restarted containerd asks every shim it reloads for its pids and
+	// deletes the tasks that have none (containerd#6860): an empty list for
+	// an exited, not yet deleted, container would drop its exit status
+	// before any client could read it. Say it has exited instead.
+	if st := c.init.Status(); st == process.Stopped {
+		e := c.init.ExitStatus()
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "container %q has exited (status %d): it has no processes", r.ID, e.Status)
+	}
 	pids, err := c.init.Pids()
 	if err != nil {
 		return nil, toGRPC(fmt.Errorf("list processes of %s: %w", r.ID, err))
@@ -562,6 +603,11 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 	}
 	if err := e.p.Delete(ctx); err != nil {
 		return nil, toGRPC(fmt.Errorf("delete exec %s: %w", execID, err))
+	}
+	if e.p.Pid() != 0 {
+		// A started exec: its TaskExit is queued before Delete answers,
+		// as the init's is.
+		<-e.exitSent
 	}
 	c.execMu.Lock()
 	delete(c.execs, execID)
