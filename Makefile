@@ -16,7 +16,7 @@ UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
 GOTESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 15m
 
-.PHONY: all build containerd image test unit integration demo clean
+.PHONY: all build containerd crictl runc image test unit integration demo clean
 
 all: build
 
@@ -26,6 +26,13 @@ build:
 containerd:
 	scripts/build-containerd.sh
 
+# crictl (CRI tests) and runc with seccomp (the reference the tests compare with)
+crictl:
+	scripts/build-crictl.sh
+
+runc:
+	scripts/build-runc.sh
+
 # Always regenerated (takes a second); the output is reproducible.
 image:
 	$(GO) run ./scripts/mkimage -busybox $(BUSYBOX) -o $(IMAGE_TAR)
@@ -33,7 +40,7 @@ image:
 unit:
 	$(GO) test $(GOTESTFLAGS) $(UNIT_PKGS)
 
-integration: build containerd image
+integration: build containerd image crictl runc
 	$(GO) test -count=1 -v -timeout $(INTEGRATION_TIMEOUT) $(GOTESTFLAGS) ./integration/...
 
 test: unit

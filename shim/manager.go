@@ -15,6 +15,8 @@ import (
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
@@ -22,6 +24,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/husk-runtime/husk/process"
 )
@@ -78,6 +82,13 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err != nil {
 		return nil, err
 	}
+	// Nothing in `start` may log: containerd parses its stdout and stderr
+	// together as the bootstrap result. What the options ignore is logged
+	// by the daemon's Create.
+	opts, err := startOptions(params)
+	if err != nil {
+		return nil, err
+	}
 	socketDir := params.GetSocketDir()
 	if socketDir == "" {
 		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
@@ -128,7 +139,7 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 		return nil, err
 	}
 	args := []string{"-namespace", ns, "-id", id, "-address", params.GetContainerdGrpcAddress()}
-	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG {
+	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG || opts.Debug {
 		args = append(args, "-debug")
 	}
 	cmd := exec.Command(self, args...)
@@ -145,11 +156,12 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 		}
 	}()
 	go cmd.Wait()
-	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
-		// Lowering an oom_score_adj needs CAP_SYS_RESOURCE; the shim runs
-		// anyway, as containerd's own shims do when they cannot adjust.
-		log.G(ctx).WithError(err).Warn("adjust shim oom score")
+	if err := opts.joinShimCgroup(cmd.Process.Pid); err != nil {
+		return nil, err
 	}
+	// Lowering an oom_score_adj needs CAP_SYS_RESOURCE: if that fails the
+	// shim runs anyway (and, see above, says nothing).
+	_ = shim.AdjustOOMScore(cmd.Process.Pid)
 	result.Address = address
 	return result, nil
 }
@@ -164,13 +176,55 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
 	e, err := process.ForceDelete(ctx, bundle)
+	// A shim that was killed leaves its socket in the socket dir (it removes
+	// it only when it shuts down). Remove it once nothing answers on it: the
+	// shim of a group that still serves other containers keeps it.
+	if address := bundleShimAddress(bundle); address != "" && !shim.CanConnect(address) {
+		if rerr := shim.RemoveSocket(address); rerr != nil && !os.IsNotExist(rerr) {
+			log.G(ctx).WithError(rerr).WithField("address", address).Warn("remove the dead shim's socket")
+		}
+	}
 	if err != nil {
 		return shim.StopStatus{}, err
 	}
 	return shim.StopStatus{Pid: e.Pid, ExitStatus: e.Status, ExitedAt: e.Timestamp}, nil
 }
 
+// bundleShimAddress is the address of the shim serving the task in bundle,
+// from the bootstrap.json containerd wrote there (the address file of
+// older containerds otherwise); "" if neither can be read.
+func bundleShimAddress(bundle string) string {
+	if data, err := os.ReadFile(filepath.Join(bundle, "bootstrap.json")); err == nil {
+		var b struct {
+			Address string `json:"address"`
+		}
+		if json.Unmarshal(data, &b) == nil && b.Address != "" {
+			return b.Address
+		}
+	}
+	if address, err := shim.ReadAddress(filepath.Join(bundle, "address")); err == nil {
+		return address
+	}
+	return ""
+}
+
+// startOptions finds the runtime options containerd put in the bootstrap
+// params' extensions (the defaults if there are none).
+func startOptions(params *bootapi.BootstrapParams) (*Options, error) {
+	for _, ext := range params.GetExtensions() {
+		v := ext.GetValue()
+		if v.MessageIs(&runtimeoptions.Options{}) || v.MessageIs(&runcoptions.Options{}) {
+			o, _, err := ParseOptions(v)
+			return o, err
+		}
+	}
+	return &Options{}, nil
+}
+
 // Info is `-info`: what husk is and what it supports, for containerd and CRI.
+// containerd passes the runtime's options on stdin (CRI does, for every
+// runtime handler, when it starts); they are checked and echoed back in
+// RuntimeInfo.Options, as the runc shim does.
 func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
 	info := &types.RuntimeInfo{
 		Name: m.name,
@@ -178,6 +232,22 @@ func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeI
 			Version:  version.Version,
 			Revision: version.Revision,
 		},
+	}
+	if optionsR != nil {
+		data, err := io.ReadAll(io.LimitReader(optionsR, 10<<20))
+		if err != nil {
+			return nil, fmt.Errorf("read runtime options from stdin: %w", err)
+		}
+		if len(data) > 0 {
+			var a anypb.Any
+			if err := proto.Unmarshal(data, &a); err != nil {
+				return nil, fmt.Errorf("%w: runtime options on stdin: %v", errdefs.ErrInvalidArgument, err)
+			}
+			if _, _, err := ParseOptions(&a); err != nil {
+				return nil, err
+			}
+			info.Options = optionsAny(&a)
+		}
 	}
 	feat, err := typeurl.MarshalAnyToProto(Features())
 	if err != nil {

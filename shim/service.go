@@ -89,6 +89,12 @@ const idleExit = 30 * time.Second
 // timer. s.mu must be held.
 func (s *service) removeLocked(id string) {
 	delete(s.containers, id)
+	s.armIdleLocked()
+}
+
+// armIdleLocked starts the idle timer if the shim serves no container.
+// s.mu must be held.
+func (s *service) armIdleLocked() {
 	if len(s.containers) > 0 {
 		return
 	}
@@ -126,6 +132,11 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		reaper.Default.Unsubscribe(ec)
 		return nil
 	})
+	// A shim that never gets its first container (containerd died between
+	// `start` and Create) must not linger either.
+	s.mu.Lock()
+	s.armIdleLocked()
+	s.mu.Unlock()
 	go s.forward(publisher)
 	return s, nil
 }
