@@ -474,6 +474,9 @@ func cleanupCgroups(ns string) {
 	}
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 	for _, dir := range dirs {
+		// A frozen process never dies of SIGKILL: thaw first (v1 freezer, v2).
+		_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.freeze"), []byte("0"), 0)
 		for _, pid := range cgroupPids(dir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}

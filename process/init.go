@@ -126,11 +126,16 @@ func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr
 		}
 	}()
 
+	// The request's rootfs mounts go on <bundle>/rootfs, as with the runc
+	// shim, whatever root.path says: root.path names the container's root
+	// (normally that same dir), never a host dir for husk to create or to
+	// mount over.
+	mountDir := filepath.Join(cfg.Bundle, "rootfs")
 	p := &Init{
 		ID:       cfg.ID,
 		Bundle:   cfg.Bundle,
 		Spec:     spec,
-		rootfs:   rootfsDir,
+		rootfs:   mountDir,
 		stdio:    cfg.Stdio,
 		status:   Created,
 		exited:   make(chan struct{}),
@@ -138,19 +143,20 @@ func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr
 	}
 
 	if len(cfg.Rootfs) > 0 {
-		if err := os.MkdirAll(rootfsDir, 0o711); err != nil {
+		if err := os.MkdirAll(mountDir, 0o711); err != nil {
 			return nil, fmt.Errorf("create rootfs dir: %w", err)
 		}
-		if err := rootfs.MountRootfs(cfg.Rootfs, rootfsDir); err != nil {
+		if err := rootfs.MountRootfs(cfg.Rootfs, mountDir); err != nil {
 			return nil, fmt.Errorf("mount rootfs: %w", err)
 		}
 		p.mounted = true
 		undo.add(func() {
-			if err := rootfs.UnmountRootfs(rootfsDir); err != nil {
+			if err := rootfs.UnmountRootfs(mountDir); err != nil {
 				log.G(ctx).WithError(err).Warn("unmount rootfs after failed create")
 			}
 		})
-	} else if fi, err := os.Stat(rootfsDir); err != nil || !fi.IsDir() {
+	}
+	if fi, err := os.Stat(rootfsDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("rootfs %s: %w", rootfsDir, errOrNotDir(err))
 	}
 	// From here on, a shim that dies leaves a record for the `delete` action.
@@ -330,12 +336,22 @@ func (p *Init) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
 		}
 		return fmt.Errorf("signal %d to init %d: %w", sig, p.pid, err)
 	}
+	if sig == unix.SIGKILL && p.status == Paused {
+		// A v1-frozen task acts on SIGKILL only once thawed (runc thaws too).
+		if err := p.cg.Thaw(); err != nil {
+			return fmt.Errorf("thaw paused container after SIGKILL: %w", err)
+		}
+		p.status = Running
+	}
 	return nil
 }
 
 func (p *Init) killAll(sig syscall.Signal) error {
 	if p.cg != nil {
 		if err := p.cg.KillAll(sig); err == nil {
+			if sig == unix.SIGKILL && p.status == Paused {
+				p.status = Running // KillAll(SIGKILL) thaws the cgroup
+			}
 			return nil
 		}
 	}
@@ -411,6 +427,12 @@ func (p *Init) Delete(ctx context.Context) error {
 		case <-time.After(10 * time.Second):
 			return fmt.Errorf("container init %d did not die after SIGKILL", p.pid)
 		}
+	case Stopped:
+		// The status turns Stopped before watchExit has written the exit to
+		// the state file: wait for that write, or it could recreate the
+		// file after RemoveState below (and race containerd's removal of
+		// the bundle).
+		<-p.exited
 	}
 	if !p.ownPidNS && p.cg != nil {
 		p.cg.KillAll(unix.SIGKILL)

@@ -19,6 +19,19 @@
 // ignored. Version specifics are documented on toV2Resources (v2) and
 // v1Fixups (v1: BFQ blkio weights).
 //
+// Device rules follow runc: the device cgroup denies by default (a leading
+// "deny all" is added unless the spec starts with one), then come the spec's
+// rules in order, then runc's default allowed devices (defaultDevices:
+// mknod, /dev/null, zero, full, random, urandom, tty, ptmx, pts, net/tun),
+// which a container from containerd's default spec needs (the shell opens
+// /dev/null for every background job). On v2 the rules become an eBPF
+// program (the library's DeviceFilter); on a v1 host without the devices
+// controller the defaults are skipped. An Update with device rules gets the
+// same treatment (one without leaves the devices as they are), applied
+// without a moment of "deny all" on v1 (v1DeviceTransition: the kubelet
+// sends the device list with every update) and replacing, not adding to, the
+// eBPF filter on v2 (v2devices.go).
+//
 // When systemd runs the host (/run/systemd/system exists) the cgroup is still
 // created directly in cgroupfs.
 // TODO: with systemd, create a transient scope/slice over D-Bus

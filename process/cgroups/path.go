@@ -80,6 +80,12 @@ func systemdPath(cgroupsPath string) (string, error) {
 // "-.slice" → "/".
 func ExpandSlice(slice string) (string, error) {
 	const suffix = ".slice"
+	// systemd's unit names are at most 255 bytes (UNIT_NAME_MAX); the
+	// expansion is quadratic in the number of components, so a long name
+	// would stall the shim (10 KB took 30 s).
+	if len(slice) > 255 {
+		return "", fmt.Errorf("invalid slice name %.32q...: longer than 255 bytes", slice)
+	}
 	if len(slice) <= len(suffix) || !strings.HasSuffix(slice, suffix) || strings.Contains(slice, "/") {
 		return "", fmt.Errorf("invalid slice name %q", slice)
 	}

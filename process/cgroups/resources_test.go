@@ -127,7 +127,8 @@ func TestToV2Resources(t *testing.T) {
 		{name: "devices passed to the eBPF filter", in: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
 			{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}}},
 			want: &cgroup2.Resources{Devices: []specs.LinuxDeviceCgroup{
-				{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}}}},
+				{Allow: false, Type: "a", Major: i64(-1), Minor: i64(-1), Access: "rwm"},
+				{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := toV2Resources(tc.in)

@@ -209,6 +209,9 @@ func newV1(p string, r *specs.LinuxResources, unifiedMnt string) (_ Cgroup, retE
 	if err := v1Check(subs, r); err != nil {
 		return nil, err
 	}
+	if has(subs, cgroup1.Devices) {
+		r = withDefaultDevices(r)
+	}
 	// Remember what exists so that a failure removes only what we created
 	// and restores the values of a cgroup that already existed.
 	var created []string
@@ -299,6 +302,16 @@ func (c *v1) Update(r *specs.LinuxResources) error {
 		return err
 	}
 	dirs := c.dirs()
+	if len(r.Devices) > 0 {
+		r = withDefaultDevices(r)
+		if b, err := os.ReadFile(filepath.Join(dirs[cgroup1.Devices], "devices.list")); err == nil {
+			// Change the running container's devices without a moment of
+			// "deny all" (see v1DeviceTransition).
+			rc := *r
+			rc.Devices = v1DeviceTransition(string(b), r.Devices)
+			r = &rc
+		}
+	}
 	snap := v1Snapshot(dirs)
 	err := c.raiseMemsw(r, dirs[cgroup1.Memory])
 	if err == nil {

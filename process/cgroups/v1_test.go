@@ -115,7 +115,8 @@ func TestV1Lifecycle(t *testing.T) {
 			{"cpuset", "cpuset.mems", "0"},
 			{"pids", "pids.max", "50"},
 			{"blkio", "blkio.throttle.read_bps_device", devStr + " 1048576"},
-			{"devices", "devices.list", "c 1:3 rwm\nc 1:5 rw"},
+			// The spec's rules (1:5 merged with the default 1:5 rwm), then runc's defaults.
+			{"devices", "devices.list", "c 1:3 rwm\nc 1:5 rwm\nc *:* m\nb *:* m\nc 1:8 rwm\nc 1:7 rwm\nc 5:0 rwm\nc 1:9 rwm\nc 136:* rwm\nc 5:2 rwm\nc 10:200 rwm"},
 		})
 		if _, err := os.Stat(v1File("blkio", p, "blkio.bfq.weight")); err == nil {
 			if got := readTrim(t, v1File("blkio", p, "blkio.bfq.weight")); !strings.HasSuffix(got, "200") {

@@ -39,7 +39,9 @@ type v2 struct {
 //     swap → swap max too); reservation -1 → memory.low 0;
 //   - pids: -1 or 0 → "max";
 //   - blkio weight: 10..1000 → io.bfq.weight 1..10000 computed without the
-//     uint16 overflow of ToResources; 0 → unset.
+//     uint16 overflow of ToResources; 0 → unset;
+//   - device rules get the OCI defaults filled in (type "a", major/minor -1)
+//     for the eBPF filter (see v2Devices).
 //
 // Not supported on v2 (error): realtime CPU, blkio leaf/per-device weights.
 // Ignored on v2: memory swappiness, kernel, kernelTCP, disableOOMKiller.
@@ -129,9 +131,36 @@ func toV2Resources(r *specs.LinuxResources) (*cgroup2.Resources, error) {
 	if out.RDMA != nil && len(out.RDMA.Limit) == 0 {
 		out.RDMA = nil
 	}
-	out.Devices = r.Devices
+	out.Devices = v2Devices(r.Devices)
 	return out, nil
 }
+
+// v2Devices normalizes device rules for the library's eBPF filter
+// (cgroup2.DeviceFilter), which dereferences Major and Minor and refuses an
+// empty type: the OCI defaults (type "a", major and minor -1, i.e. any) are
+// filled in. containerd's default spec rule {allow: false, access: rwm} would
+// otherwise crash the shim.
+func v2Devices(devs []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+	if devs == nil {
+		return nil
+	}
+	out := make([]specs.LinuxDeviceCgroup, len(devs))
+	for i, d := range devs {
+		if d.Type == "" {
+			d.Type = "a"
+		}
+		if d.Major == nil {
+			d.Major = ptr(int64(-1))
+		}
+		if d.Minor == nil {
+			d.Minor = ptr(int64(-1))
+		}
+		out[i] = d
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // v2Controllers lists the controllers res and the raw unified keys need.
 func v2Controllers(res *cgroup2.Resources, unified map[string]string) []string {
@@ -212,6 +241,7 @@ func newV2(mnt, p string, r *specs.LinuxResources) (_ Cgroup, retErr error) {
 	if r == nil {
 		r = &specs.LinuxResources{}
 	}
+	r = withDefaultDevices(r)
 	res, err := toV2Resources(r)
 	if err != nil {
 		return nil, err
@@ -255,6 +285,28 @@ func loadV2(mnt, p string) (Cgroup, error) {
 }
 
 func (c *v2) apply(res *cgroup2.Resources, ctrls []string, unified map[string]string) error {
+	if len(res.Devices) == 0 {
+		return c.write(res, ctrls, unified)
+	}
+	// The new device filter replaces the old ones only if everything else
+	// was written too (see v2devices.go).
+	oldProgs, err := c.deviceProgs()
+	if err != nil {
+		return err
+	}
+	if err := c.write(res, ctrls, unified); err != nil {
+		if now, qerr := c.deviceProgs(); qerr == nil {
+			_ = c.detachDeviceProgs(newIDs(now, oldProgs))
+		}
+		return err
+	}
+	if err := c.detachDeviceProgs(oldProgs); err != nil {
+		return fmt.Errorf("replace the device filter: %w", err)
+	}
+	return nil
+}
+
+func (c *v2) write(res *cgroup2.Resources, ctrls []string, unified map[string]string) error {
 	if len(ctrls) > 0 {
 		if err := c.mgr.ToggleControllers(ctrls, cgroup2.Enable); err != nil {
 			return err
@@ -286,12 +338,27 @@ func (c *v2) Add(pid int) error {
 	return nil
 }
 
+// OpenForClone opens the cgroup directory for clone3(CLONE_INTO_CGROUP)
+// (syscall.SysProcAttr.UseCgroupFD), so that a new process is born in the
+// cgroup instead of being moved there after fork. Only cgroup v2 cgroups
+// (not the hybrid unified placement) have it. The caller closes the file.
+func (c *v2) OpenForClone() (*os.File, error) {
+	f, err := os.OpenFile(c.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: open %s for CLONE_INTO_CGROUP: %w", c.dir, err)
+	}
+	return f, nil
+}
+
 func (c *v2) Update(r *specs.LinuxResources) error {
 	if isEmpty(r) {
 		return nil
 	}
 	if err := validate(r); err != nil {
 		return err
+	}
+	if len(r.Devices) > 0 {
+		r = withDefaultDevices(r)
 	}
 	res, err := toV2Resources(r)
 	if err != nil {
