@@ -16,7 +16,7 @@ UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
 GOTESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 15m
 
-.PHONY: all build containerd crictl runc image test unit integration demo clean
+.PHONY: all build containerd crictl runc image test unit integration conformance demo clean
 
 all: build
 
@@ -43,8 +43,13 @@ unit:
 integration: build containerd image crictl runc
 	$(GO) test -count=1 -v -timeout $(INTEGRATION_TIMEOUT) $(GOTESTFLAGS) ./integration/...
 
+# containerd's own integration/client suite, run against husk
+conformance: build containerd
+	scripts/conformance.sh $(CONFORMANCE_FLAGS)
+
 test: unit
 	$(MAKE) integration
+	$(MAKE) conformance
 
 demo:
 	scripts/demo.sh

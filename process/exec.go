@@ -31,11 +31,14 @@ type Exec struct {
 
 // NewExec registers an exec process; nothing runs until Start.
 func (p *Init) NewExec(id string, spec *specs.Process, stdio Stdio) (*Exec, error) {
-	if err := ValidateProcess(spec); err != nil {
+	// The request's terminal flag wins over the process spec's, as with the
+	// runc shim: containerd creates the FIFOs for what the request says.
+	proc := *spec
+	proc.Terminal = stdio.Terminal
+	if err := ValidateProcess(&proc); err != nil {
 		return nil, err
 	}
-	stdio.Terminal = spec.Terminal
-	return &Exec{ID: id, init: p, spec: spec, stdio: stdio, status: Created, exited: make(chan struct{})}, nil
+	return &Exec{ID: id, init: p, spec: &proc, stdio: stdio, status: Created, exited: make(chan struct{})}, nil
 }
 
 // Start runs the exec process inside the container.
