@@ -16,7 +16,7 @@ UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
 GOTESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 15m
 
-.PHONY: all build containerd crictl runc image test unit integration conformance demo clean
+.PHONY: all build containerd crictl runc image test unit integration conformance test-v2 demo clean
 
 all: build
 
@@ -47,9 +47,14 @@ integration: build containerd image crictl runc
 conformance: build containerd
 	scripts/conformance.sh $(CONFORMANCE_FLAGS)
 
+# husk's cgroup v2 code in a qemu VM with a unified hierarchy
+test-v2: image
+	GO=$(GO) scripts/test-v2.sh
+
 test: unit
 	$(MAKE) integration
 	$(MAKE) conformance
+	$(MAKE) test-v2
 
 demo:
 	scripts/demo.sh

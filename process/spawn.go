@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/husk-runtime/husk/process/cgroups"
@@ -50,6 +51,9 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 	exe, err := r.initBinary()
 	if err != nil {
 		return nil, fmt.Errorf("prepare init binary: %w", err)
+	}
+	if err := compileForInit(ctx, o.config); err != nil {
+		return nil, err
 	}
 	var undo cleanups
 	defer func() {
@@ -108,8 +112,28 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		// container's uid and gid 0 to be mapped).
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
+	// cgroup v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP)
+	// and never runs outside it; v1, or a kernel without clone3 or the flag:
+	// it is added below, before it is told to go on. Not when the forking
+	// thread joins the container's cgroup namespace (an exec): with
+	// nsdelegate (systemd's mount option) the kernel refuses the clone
+	// (ENOENT), as the shim's own cgroup is not visible from there.
+	if cf, ok := o.cg.(cloneTarget); ok && !joinsNS(o.join, specs.CgroupNamespace) {
+		if f, err := cf.OpenForClone(); err == nil {
+			defer f.Close()
+			cmd.SysProcAttr.UseCgroupFD = true
+			cmd.SysProcAttr.CgroupFD = int(f.Fd())
+		} else {
+			log.G(ctx).WithError(err).Warn("adding the process to its cgroup after fork instead")
+		}
+	}
 	done := r.exits.BeginStart()
 	err = startIn(cmd, o.join)
+	if err != nil && cmd.SysProcAttr.UseCgroupFD && cloneIntoUnsupported(err) {
+		log.G(ctx).WithError(err).Debug("CLONE_INTO_CGROUP unsupported, adding the process to its cgroup after fork")
+		cmd = withoutCgroupFD(cmd)
+		err = startIn(cmd, o.join)
+	}
 	childSock.Close()
 	pio.closeChildEnds()
 	if err != nil {
@@ -122,10 +146,12 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 	cmd.Process.Release()
 	undo.add(func() { c.killAndReap(ctx) })
 
-	if o.cg != nil {
+	if o.cg != nil && !cmd.SysProcAttr.UseCgroupFD {
 		if err := o.cg.Add(c.pid); err != nil {
 			return nil, fmt.Errorf("add process %d to cgroup: %w", c.pid, err)
 		}
+	} else if o.cg != nil {
+		log.G(ctx).WithField("pid", c.pid).Debug("process born in its cgroup (CLONE_INTO_CGROUP)")
 	}
 	if st, err := procStartTime(c.pid); err == nil {
 		c.startTime = st
@@ -149,6 +175,44 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		}
 	}
 	return c, nil
+}
+
+// cloneTarget is a cgroup a process can be cloned straight into (cgroup v2).
+type cloneTarget interface {
+	OpenForClone() (*os.File, error)
+}
+
+func joinsNS(join []nsJoin, typ specs.LinuxNamespaceType) bool {
+	for _, j := range join {
+		if j.typ == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// cloneIntoUnsupported reports whether starting with CLONE_INTO_CGROUP failed
+// because the kernel lacks clone3 (< 5.3) or the flag (< 5.7).
+func cloneIntoUnsupported(err error) bool {
+	return errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.E2BIG)
+}
+
+// withoutCgroupFD is an unstarted copy of cmd (an exec.Cmd cannot be started
+// twice) that does not use CLONE_INTO_CGROUP.
+func withoutCgroupFD(cmd *exec.Cmd) *exec.Cmd {
+	attr := *cmd.SysProcAttr
+	attr.UseCgroupFD, attr.CgroupFD = false, 0
+	return &exec.Cmd{
+		Path:        cmd.Path,
+		Args:        cmd.Args,
+		Env:         cmd.Env,
+		Dir:         cmd.Dir,
+		Stdin:       cmd.Stdin,
+		Stdout:      cmd.Stdout,
+		Stderr:      cmd.Stderr,
+		ExtraFiles:  cmd.ExtraFiles,
+		SysProcAttr: &attr,
+	}
 }
 
 // start tells the child to exec and waits until it did (the sync socket

@@ -71,10 +71,12 @@ func (c *container) exec(id string) (*execProc, error) {
 // service is the ttrpc task service of one shim daemon. It serves every
 // container of its group.
 type service struct {
-	ctx      context.Context
-	events   chan any
-	shutdown shutdown.Service
-	rt       *process.Runtime
+	ctx    context.Context
+	events chan any
+	// unpublished counts queued events not yet handed to containerd.
+	unpublished sync.WaitGroup
+	shutdown    shutdown.Service
+	rt          *process.Runtime
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -130,6 +132,19 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 	}
 	sd.RegisterCallback(func(context.Context) error {
 		reaper.Default.Unsubscribe(ec)
+		return nil
+	})
+	// The last events (TaskExit, TaskDelete) must reach containerd before
+	// the shim exits: wait, bounded, until every queued event is published.
+	sd.RegisterCallback(func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() { s.unpublished.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			log.G(ctx).Warn("shim exits with events still unpublished")
+		case <-ctx.Done():
+		}
 		return nil
 	})
 	// A shim that never gets its first container (containerd died between
@@ -724,9 +739,11 @@ func (s *service) watchOOM(ctx context.Context, c *container) {
 }
 
 func (s *service) send(evt any) {
+	s.unpublished.Add(1)
 	select {
 	case s.events <- evt:
 	case <-s.shutdown.Done():
+		s.unpublished.Done()
 	}
 }
 
@@ -735,6 +752,7 @@ func (s *service) forward(publisher shim.Publisher) {
 	ctx := context.WithoutCancel(s.ctx)
 	defer publisher.Close()
 	publish := func(e any) {
+		defer s.unpublished.Done()
 		if err := publisher.Publish(ctx, runtime.GetTopic(e), e); err != nil {
 			log.G(ctx).WithError(err).Error("publish event")
 		}

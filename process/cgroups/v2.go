@@ -38,8 +38,9 @@ type v2 struct {
 //     memory.swap.max is swap only: swap-limit; -1 → max; limit -1 with no
 //     swap → swap max too); reservation -1 → memory.low 0;
 //   - pids: -1 or 0 → "max";
-//   - blkio weight: 10..1000 → io.bfq.weight 1..10000 computed without the
-//     uint16 overflow of ToResources; 0 → unset;
+//   - blkio weight: written as is to io.bfq.weight (1..1000, what runc and
+//     nerdctl write); where the cgroup has no io.bfq.weight, converted to
+//     io.weight's 1..10000 (see write); 0 → unset;
 //   - device rules get the OCI defaults filled in (type "a", major/minor -1)
 //     for the eBPF filter (see v2Devices).
 //
@@ -113,11 +114,12 @@ func toV2Resources(r *specs.LinuxResources) (*cgroup2.Resources, error) {
 		out.Pids.Max = -1
 	}
 	if b := r.BlockIO; b != nil {
-		// ToResources maps 10..1000 to 1..10000 in uint16 arithmetic, which
-		// overflows for weights > 16; redo it in 64 bits (same formula as runc).
+		// io.bfq.weight takes the blkio weight itself (1..1000), as runc
+		// writes it; ToResources' conversion (to io.weight's range) would be
+		// rejected there.
 		out.IO.BFQ.Weight = 0
 		if b.Weight != nil && *b.Weight != 0 {
-			out.IO.BFQ.Weight = uint16(1 + (uint64(*b.Weight)-10)*9999/990)
+			out.IO.BFQ.Weight = *b.Weight
 		}
 		if out.IO.BFQ.Weight == 0 && len(out.IO.Max) == 0 {
 			out.IO = nil
@@ -266,6 +268,15 @@ func newV2(mnt, p string, r *specs.LinuxResources) (_ Cgroup, retErr error) {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cgroups: create %s: %w", p, err)
 	}
+	// Enable every controller the hierarchy offers along the path (as runc
+	// and the runc shim do), so a container without limits still has its
+	// memory, pids and io accounting (Stats). Best effort: a parent that
+	// holds processes cannot delegate domain controllers.
+	if b, err := os.ReadFile(filepath.Join(mnt, "cgroup.controllers")); err == nil {
+		if all := strings.Fields(string(b)); len(all) > 0 {
+			_ = mgr.ToggleControllers(all, cgroup2.Enable)
+		}
+	}
 	if err := c.apply(res, ctrls, r.Unified); err != nil {
 		return nil, explain("create "+p, err, v2Requested(res, r.Unified))
 	}
@@ -312,8 +323,24 @@ func (c *v2) write(res *cgroup2.Resources, ctrls []string, unified map[string]st
 			return err
 		}
 	}
+	var ioWeight string
+	if res.IO != nil && res.IO.BFQ.Weight != 0 && !exists(filepath.Join(c.dir, "io.bfq.weight")) {
+		// No BFQ: the weight goes to io.weight, whose range is 1..10000
+		// (runc's conversion from blkio's 10..1000).
+		r := *res
+		io := *res.IO
+		ioWeight = "default " + strconv.FormatUint(1+(uint64(io.BFQ.Weight)-10)*9999/990, 10)
+		io.BFQ.Weight = 0
+		r.IO = &io
+		res = &r
+	}
 	if err := c.mgr.Update(res); err != nil {
 		return err
+	}
+	if ioWeight != "" {
+		if err := write(filepath.Join(c.dir, "io.weight"), ioWeight); err != nil {
+			return err
+		}
 	}
 	// linux.resources.unified: raw key/values, which the library lacks.
 	keys := make([]string, 0, len(unified))
