@@ -16,7 +16,7 @@ UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
 GOTESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 15m
 
-.PHONY: all build containerd crictl runc image test unit integration conformance test-v2 demo clean
+.PHONY: all build containerd crictl runc image test unit integration conformance test-v2 fuzz demo clean
 
 all: build
 
@@ -47,11 +47,17 @@ integration: build containerd image crictl runc
 conformance: build containerd
 	scripts/conformance.sh $(CONFORMANCE_FLAGS)
 
+# every fuzz target, FUZZTIME each, from the committed corpora
+FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
 # husk's cgroup v2 code in a qemu VM with a unified hierarchy
 test-v2: image
 	GO=$(GO) scripts/test-v2.sh
 
 test: unit
+	$(MAKE) fuzz FUZZTIME=5s
 	$(MAKE) integration
 	$(MAKE) conformance
 	$(MAKE) test-v2

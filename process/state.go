@@ -11,9 +11,28 @@ import (
 	"time"
 )
 
-// stateFile is what husk keeps on disk in each bundle, so that the shim's
-// `delete` action (run by containerd after the shim died) and a restarted
-// shim can find the container's processes, cgroup and rootfs.
+// stateFile is the only thing husk persists: one small JSON record per
+// container, in its bundle (which containerd keeps on tmpfs under its state
+// dir and removes after a successful delete). It is what the shim's `delete`
+// action needs when containerd runs it after the shim died: which process is
+// the init (pid plus start time, so a recycled pid is never killed), which
+// cgroup to kill and remove, whether husk mounted the rootfs (and must
+// unmount it), and the init's exit once it is known.
+//
+// It is written at three points, each time whole and atomically (temp file
+// in the bundle, fsync, rename over the old one, fsync of the bundle dir):
+// after the rootfs is mounted (before anything else is created on the
+// host), after the init is spawned (pid, start time), and when the init's
+// exit is recorded. Delete removes it last, after the cgroup and the mount
+// are gone. A reader therefore sees either no record or a complete one; a
+// crash between two writes leaves the previous record, which is enough to
+// find what exists: the cgroup path is in it from the first write, and an
+// init spawned but not yet recorded is in that cgroup (or, without one,
+// exits when its sync socket to the dead shim closes).
+//
+// A restarted containerd needs nothing from it: it reconnects to the
+// running shim (bootstrap.json, written by containerd), whose memory holds
+// the live state.
 const stateFile = "husk-state.json"
 
 // State is the persisted record of one container.
@@ -79,36 +98,65 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
+	// The rename is durable once the directory is synced.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("fsync %s: %w", filepath.Dir(path), err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // procStartTime reads the start time (in clock ticks since boot) of pid.
 func procStartTime(pid int) (uint64, error) {
+	_, start, err := procStat(pid)
+	return start, err
+}
+
+// procStat reads the state letter (field 3) and the start time (field 22,
+// clock ticks since boot) of pid from /proc/<pid>/stat.
+func procStat(pid int) (state byte, start uint64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	return parseStat(pid, string(data))
+}
+
+func parseStat(pid int, s string) (byte, uint64, error) {
 	// comm may contain spaces and parentheses: fields start after the last ')'
-	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	fields := strings.Fields(s[i+1:])
 	// fields[0] is field 3 (state); start time is field 22
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat: start time: %w", pid, err)
+	}
+	return fields[0][0], start, nil
 }
 
-// alive reports whether pid is still the process that started at start.
+// alive reports whether pid is still the process that started at start. A
+// zombie is dead: once the shim is gone the init's parent is whatever
+// adopted it, which reaps when it likes.
 func alive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	st, err := procStartTime(pid)
-	return err == nil && st == start
+	state, st, err := procStat(pid)
+	return err == nil && st == start && state != 'Z' && state != 'X'
 }
 
 // waitGone polls until pid (started at start) is gone, up to timeout.
