@@ -58,6 +58,29 @@ type execProc struct {
 	exitSent chan struct{}
 }
 
+// proc is what the task API does alike to a container's init and its execs.
+type proc interface {
+	Pid() int
+	Status() process.Status
+	Stdio() process.Stdio
+	Exited() <-chan struct{}
+	ExitStatus() process.Exit
+	Resize(width, height uint32) error
+	CloseStdin()
+}
+
+// proc returns the init ("" exec id) or the named exec.
+func (c *container) proc(execID string) (proc, error) {
+	if execID == "" {
+		return c.init, nil
+	}
+	e, err := c.exec(execID)
+	if err != nil {
+		return nil, err
+	}
+	return e.p, nil
+}
+
 func (c *container) exec(id string) (*execProc, error) {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
@@ -383,41 +406,27 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.
 	if err != nil {
 		return nil, err
 	}
-	if r.ExecID != "" {
-		e, err := c.exec(r.ExecID)
-		if err != nil {
-			return nil, err
-		}
-		x := e.p.ExitStatus()
-		sio := e.p.Stdio()
-		return &taskAPI.StateResponse{
-			ID:         r.ExecID,
-			Bundle:     c.init.Bundle,
-			Pid:        uint32(e.p.Pid()),
-			Status:     toStatus(e.p.Status()),
-			Stdin:      sio.Stdin,
-			Stdout:     sio.Stdout,
-			Stderr:     sio.Stderr,
-			Terminal:   sio.Terminal,
-			ExitStatus: uint32(x.Status),
-			ExitedAt:   protobuf.ToTimestamp(x.Timestamp),
-		}, nil
+	p, err := c.proc(r.ExecID)
+	if err != nil {
+		return nil, err
 	}
-	p := c.init
-	status := toStatus(p.Status())
-	e := p.ExitStatus()
+	id := r.ExecID
+	if id == "" {
+		id = r.ID
+	}
+	x := p.ExitStatus()
 	sio := p.Stdio()
 	return &taskAPI.StateResponse{
-		ID:         r.ID,
-		Bundle:     p.Bundle,
+		ID:         id,
+		Bundle:     c.init.Bundle,
 		Pid:        uint32(p.Pid()),
-		Status:     status,
+		Status:     toStatus(p.Status()),
 		Stdin:      sio.Stdin,
 		Stdout:     sio.Stdout,
 		Stderr:     sio.Stderr,
 		Terminal:   sio.Terminal,
-		ExitStatus: uint32(e.Status),
-		ExitedAt:   protobuf.ToTimestamp(e.Timestamp),
+		ExitStatus: uint32(x.Status),
+		ExitedAt:   protobuf.ToTimestamp(x.Timestamp),
 	}, nil
 }
 
@@ -450,26 +459,17 @@ func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.Wa
 	if err != nil {
 		return nil, err
 	}
-	if r.ExecID != "" {
-		e, err := c.exec(r.ExecID)
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case <-e.p.Exited():
-		case <-ctx.Done():
-			return nil, errgrpc.ToGRPC(ctx.Err())
-		}
-		x := e.p.ExitStatus()
-		return &taskAPI.WaitResponse{ExitStatus: uint32(x.Status), ExitedAt: protobuf.ToTimestamp(x.Timestamp)}, nil
+	p, err := c.proc(r.ExecID)
+	if err != nil {
+		return nil, err
 	}
 	select {
-	case <-c.init.Exited():
+	case <-p.Exited():
 	case <-ctx.Done():
 		return nil, errgrpc.ToGRPC(ctx.Err())
 	}
-	e := c.init.ExitStatus()
-	return &taskAPI.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: protobuf.ToTimestamp(e.Timestamp)}, nil
+	x := p.ExitStatus()
+	return &taskAPI.WaitResponse{ExitStatus: uint32(x.Status), ExitedAt: protobuf.ToTimestamp(x.Timestamp)}, nil
 }
 
 func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
@@ -651,18 +651,12 @@ func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if r.ExecID != "" {
-		e, err := c.exec(r.ExecID)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.p.Resize(r.Width, r.Height); err != nil {
-			return nil, toGRPC(fmt.Errorf("resize exec %s: %w", r.ExecID, err))
-		}
-		return empty, nil
+	p, err := c.proc(r.ExecID)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.init.Resize(r.Width, r.Height); err != nil {
-		return nil, toGRPC(fmt.Errorf("resize %s: %w", r.ID, err))
+	if err := p.Resize(r.Width, r.Height); err != nil {
+		return nil, toGRPC(fmt.Errorf("resize %s %s: %w", r.ID, r.ExecID, err))
 	}
 	return empty, nil
 }
@@ -672,18 +666,12 @@ func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*empt
 	if err != nil {
 		return nil, err
 	}
-	if r.ExecID != "" {
-		e, err := c.exec(r.ExecID)
-		if err != nil {
-			return nil, err
-		}
-		if r.Stdin {
-			e.p.CloseStdin()
-		}
-		return empty, nil
+	p, err := c.proc(r.ExecID)
+	if err != nil {
+		return nil, err
 	}
 	if r.Stdin {
-		c.init.CloseStdin()
+		p.CloseStdin()
 	}
 	return empty, nil
 }
