@@ -64,8 +64,10 @@ func runInit(sp *syncPipe) (string, error) {
 	proc := spec.Process
 	warn := func(msg string) { sp.send(syncMsg{Type: msgWarning, Msg: msg}) }
 
-	var filter *security.Filter
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+	// The shim sends the profile compiled (compileForInit); compiling here
+	// is only a fallback.
+	filter := cfg.Seccomp
+	if filter == nil && spec.Linux != nil && spec.Linux.Seccomp != nil {
 		f, warnings, err := security.CompileSeccomp(spec.Linux.Seccomp)
 		if err != nil {
 			return "seccomp", err

@@ -10,6 +10,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/husk-runtime/husk/security"
 )
 
 // The parent (shim) and the container init talk over one stream socket pair
@@ -38,6 +40,10 @@ type initConfig struct {
 	// CgroupNS asks the init to unshare its cgroup namespace once it sits in
 	// its cgroup (the parent places it there before sending the config).
 	CgroupNS bool `json:"cgroupNS,omitempty"`
+	// Seccomp is linux.seccomp compiled by the shim (once per profile, see
+	// security.CompileSeccompCached); the Spec sent with it has no seccomp
+	// section, and the init only loads the program.
+	Seccomp *security.Filter `json:"seccomp,omitempty"`
 	// Exec marks an exec process: the namespaces are the container's and the
 	// rootfs is already in place, only the process is set up.
 	Exec bool `json:"exec,omitempty"`

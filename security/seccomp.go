@@ -395,7 +395,7 @@ func CompileSeccomp(s *specs.LinuxSeccomp) (f *Filter, warnings []string, err er
 // is returned so callers can inspect it; warnings are those of
 // CompileSeccomp.
 func CheckSeccomp(s *specs.LinuxSeccomp) (*Filter, []string, error) {
-	f, warnings, err := CompileSeccomp(s)
+	f, warnings, err := CompileSeccompCached(s)
 	if err != nil {
 		return nil, warnings, err
 	}
