@@ -7,6 +7,7 @@
 #   make integration  end-to-end tests against a private containerd (root)
 #   make test         unit + integration
 #   make demo         scripts/demo.sh
+#   make bench        husk vs the runc shim (runc, crun) side by side; rewrites bench/results.md
 
 GO        ?= go
 SHIM      := bin/containerd-shim-husk-v2
@@ -16,7 +17,7 @@ UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
 GOTESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 15m
 
-.PHONY: all build containerd crictl runc image test unit integration conformance test-v2 fuzz demo clean
+.PHONY: all build containerd crictl runc image test unit integration conformance test-v2 fuzz bench demo clean
 
 all: build
 
@@ -61,6 +62,10 @@ test: unit
 	$(MAKE) integration
 	$(MAKE) conformance
 	$(MAKE) test-v2
+
+# husk vs the runc shim (runc, crun) side by side; rewrites bench/results.md
+bench:
+	scripts/bench.sh
 
 demo:
 	scripts/demo.sh
