@@ -34,6 +34,11 @@ import (
 // shim process per group of containers.
 const ShimVersion = 3
 
+// socketEnv tells the shim daemon the address it serves on, so it removes
+// its socket when it exits (pkg/shim would derive the address from the
+// first container's id, not from the group).
+const socketEnv = "HUSK_SHIM_SOCKET"
+
 // groupLabels name the annotation that puts containers into one shim, in
 // order of precedence.
 var groupLabels = []string{
@@ -144,7 +149,7 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = cwd
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2", socketEnv+"="+address)
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

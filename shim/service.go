@@ -157,6 +157,9 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		reaper.Default.Unsubscribe(ec)
 		return nil
 	})
+	if address := os.Getenv(socketEnv); address != "" {
+		sd.RegisterCallback(removeOwnSocket(address))
+	}
 	// The last events (TaskExit, TaskDelete) must reach containerd before
 	// the shim exits: wait, bounded, until every queued event is published.
 	sd.RegisterCallback(func(ctx context.Context) error {
@@ -177,6 +180,29 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 	s.mu.Unlock()
 	go s.forward(publisher)
 	return s, nil
+}
+
+// removeOwnSocket returns a shutdown callback that removes the shim's socket
+// if it is still the one this shim serves: a `start` for the same group may
+// already have replaced it with a new shim's.
+func removeOwnSocket(address string) func(context.Context) error {
+	path := strings.TrimPrefix(address, "unix://")
+	var ino uint64
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+	}
+	return func(context.Context) error {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Ino != ino {
+			return nil
+		}
+		return shim.RemoveSocket(address)
+	}
 }
 
 func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
