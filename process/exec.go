@@ -59,12 +59,13 @@ func (e *Exec) Start(ctx context.Context, r *Runtime) error {
 	spec := *e.init.Spec
 	spec.Process = e.spec
 	c, err := r.spawn(ctx, spawnOpts{
-		id:      e.init.ID,
-		config:  &initConfig{Spec: &spec, Exec: true},
-		stdio:   e.stdio,
-		join:    join,
-		nsenter: nsenter,
-		cg:      e.init.cg,
+		id:          e.init.ID,
+		notifyState: processState(e.init.ID, e.init.Bundle, specs.StateRunning, spec.Annotations),
+		config:      &initConfig{Spec: &spec, Exec: true},
+		stdio:       e.stdio,
+		join:        join,
+		nsenter:     nsenter,
+		cg:          e.init.cg,
 	})
 	if err != nil {
 		return err

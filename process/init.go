@@ -184,14 +184,15 @@ func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr
 		gidMap = toSysMappings(spec.Linux.GIDMappings)
 	}
 	c, err := r.spawn(ctx, spawnOpts{
-		id:     cfg.ID,
-		config: &initConfig{Spec: spec, Rootfs: rootfsDir, CgroupNS: plan.cgroupNS},
-		stdio:  cfg.Stdio,
-		clone:  plan.clone,
-		uidMap: uidMap,
-		gidMap: gidMap,
-		join:   plan.join,
-		cg:     cg,
+		id:          cfg.ID,
+		notifyState: processState(cfg.ID, cfg.Bundle, specs.StateCreating, spec.Annotations),
+		config:      &initConfig{Spec: spec, Rootfs: rootfsDir, CgroupNS: plan.cgroupNS},
+		stdio:       cfg.Stdio,
+		clone:       plan.clone,
+		uidMap:      uidMap,
+		gidMap:      gidMap,
+		join:        plan.join,
+		cg:          cg,
 	})
 	if err != nil {
 		return nil, err
@@ -309,6 +310,9 @@ func (p *Init) Start(ctx context.Context) error {
 	p.mu.Unlock()
 	t0 := time.Now()
 	if err := p.child.start(ctx); err != nil {
+		// It may have exec'd (a seccomp agent that could not be reached):
+		// a failed Start leaves no process running.
+		unix.Kill(p.pid, unix.SIGKILL)
 		return err
 	}
 	p.mu.Lock()

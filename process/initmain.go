@@ -150,7 +150,7 @@ func runInit(sp *syncPipe) (string, error) {
 	if filter != nil && !proc.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
 		// while we still have it, as runc does.
-		if err := filter.Load(); err != nil {
+		if err := loadSeccomp(filter, cfg.NotifyFd); err != nil {
 			return "seccomp", err
 		}
 	}
@@ -181,7 +181,7 @@ func runInit(sp *syncPipe) (string, error) {
 		return "wait for start", fmt.Errorf("expected start, got %q", m.Type)
 	}
 	if filter != nil && proc.NoNewPrivileges {
-		if err := filter.Load(); err != nil {
+		if err := loadSeccomp(filter, cfg.NotifyFd); err != nil {
 			return "seccomp", err
 		}
 	}

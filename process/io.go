@@ -200,12 +200,16 @@ func (p *processIO) closeChildEnds() {
 // openStdin opens the stdin FIFO for reading, and for writing to hold it
 // open until CloseStdin.
 func (p *processIO) openStdin(ctx context.Context, path string) (io.ReadCloser, error) {
-	in, err := fifo.OpenFifo(context.WithoutCancel(ctx), path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// Both ends are opened here and now (fifo.OpenFifo may finish a
+	// non-blocking open later, after a client that came and went already
+	// made the reader see EOF). A non-blocking read open never waits, and
+	// with our reader open the write open succeeds at once.
+	in, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open stdin fifo %s: %w", path, err)
 	}
 	p.closers = append(p.closers, in)
-	hold, err := fifo.OpenFifo(context.WithoutCancel(ctx), path, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	hold, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open stdin fifo %s for writing: %w", path, err)
 	}

@@ -21,12 +21,15 @@ import (
 // spawnOpts is how to start one container process (an init or an exec)
 // from our own binary.
 type spawnOpts struct {
-	id     string // the container's id (for a logging binary)
-	config *initConfig
-	stdio  Stdio
-	clone  uintptr
-	uidMap []syscall.SysProcIDMap
-	gidMap []syscall.SysProcIDMap
+	// notifyState is the OCI state sent to a seccomp agent with the
+	// listener fd (pid filled in once known).
+	notifyState specs.ContainerProcessState
+	id          string // the container's id (for a logging binary)
+	config      *initConfig
+	stdio       Stdio
+	clone       uintptr
+	uidMap      []syscall.SysProcIDMap
+	gidMap      []syscall.SysProcIDMap
 	// join is joined by the forking thread (pid, net, ipc, uts, cgroup).
 	join []nsJoin
 	// nsenter is joined by the child's C constructor before Go starts (mnt,
@@ -42,6 +45,7 @@ type child struct {
 	exitCh    <-chan Exit
 	sync      *syncPipe
 	io        *processIO
+	notify    *notifyTarget // nil unless the seccomp profile has notify rules
 }
 
 // spawn starts a container process and waits until it reports ready (or
@@ -51,6 +55,10 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 	exe, err := r.initBinary()
 	if err != nil {
 		return nil, fmt.Errorf("prepare init binary: %w", err)
+	}
+	var listener *specs.LinuxSeccomp
+	if o.config.Spec != nil && o.config.Spec.Linux != nil {
+		listener = o.config.Spec.Linux.Seccomp
 	}
 	if err := compileForInit(ctx, o.config); err != nil {
 		return nil, err
@@ -84,6 +92,19 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		defer consoleSock.Close()
 		defer childConsole.Close()
 		extra = append(extra, childConsole)
+	}
+	var notify *notifyTarget
+	if o.config.Seccomp != nil && o.config.Seccomp.NeedsListener() && listener != nil {
+		parentNotify, childNotify, err := socketPair()
+		if err != nil {
+			return nil, err
+		}
+		defer childNotify.Close()
+		undo.add(func() { parentNotify.Close() })
+		extra = append(extra, childNotify)
+		o.config.NotifyFd = 3 + len(extra) - 1
+		notify = &notifyTarget{sock: parentNotify, path: listener.ListenerPath, state: o.notifyState}
+		notify.state.Metadata = listener.ListenerMetadata
 	}
 	env := []string{initEnv + "=1"}
 	if o.nsenter != "" {
@@ -140,7 +161,7 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		done()
 		return nil, fmt.Errorf("start container process: %w", err)
 	}
-	c := &child{pid: cmd.Process.Pid, sync: newSyncPipe(parentSock), io: pio}
+	c := &child{pid: cmd.Process.Pid, sync: newSyncPipe(parentSock), io: pio, notify: notify}
 	c.exitCh = r.exits.Watch(c.pid)
 	done()
 	cmd.Process.Release()
@@ -228,6 +249,12 @@ func (c *child) start(ctx context.Context) error {
 		return err
 	}
 	// EOF: exec'd (or killed meanwhile, which the reaper reports).
+	if c.notify != nil {
+		defer c.notify.sock.Close()
+		if err := c.notify.forward(c.pid); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

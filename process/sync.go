@@ -44,6 +44,9 @@ type initConfig struct {
 	// security.CompileSeccompCached); the Spec sent with it has no seccomp
 	// section, and the init only loads the program.
 	Seccomp *security.Filter `json:"seccomp,omitempty"`
+	// NotifyFd is where the process sends its seccomp listener fd (a
+	// profile with SCMP_ACT_NOTIFY rules), 0 if none.
+	NotifyFd int `json:"notifyFd,omitempty"`
 	// Exec marks an exec process: the namespaces are the container's and the
 	// rootfs is already in place, only the process is set up.
 	Exec bool `json:"exec,omitempty"`

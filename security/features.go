@@ -29,13 +29,13 @@ var capNames = []string{
 func KnownCapabilities() []string { return append([]string(nil), capNames...) }
 
 // SeccompActions lists the seccomp actions husk implements.
-// SCMP_ACT_NOTIFY is compiled but not offered: the listener fd is not
-// handed to a listenerPath agent yet (CheckSeccomp refuses it).
+// SCMP_ACT_NOTIFY hands the listener fd, with the container's state, to the
+// agent at linux.seccomp.listenerPath.
 func SeccompActions() []string {
 	return []string{
 		string(specs.ActAllow), string(specs.ActErrno), string(specs.ActKill),
 		string(specs.ActKillProcess), string(specs.ActKillThread), string(specs.ActLog),
-		string(specs.ActTrace), string(specs.ActTrap),
+		string(specs.ActNotify), string(specs.ActTrace), string(specs.ActTrap),
 	}
 }
 

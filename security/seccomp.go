@@ -405,12 +405,6 @@ func CheckSeccomp(s *specs.LinuxSeccomp) (*Filter, []string, error) {
 	switch {
 	case f.NeedsListener() && s.ListenerPath == "":
 		return nil, warnings, fmt.Errorf("seccomp: SCMP_ACT_NOTIFY is used but linux.seccomp.listenerPath is not set")
-	case f.NeedsListener():
-		// The filter compiles and loads (LoadWithListener), but handing the
-		// listener fd to the agent at listenerPath, with the container's
-		// state, is not wired through the shim yet: refuse rather than run
-		// a container whose notified syscalls would block forever.
-		return nil, warnings, fmt.Errorf("seccomp: SCMP_ACT_NOTIFY with listenerPath %q is not supported by husk yet", s.ListenerPath)
 	case s.ListenerPath != "":
 		warnings = append(warnings, fmt.Sprintf("seccomp: listenerPath %q ignored: no SCMP_ACT_NOTIFY rule", s.ListenerPath))
 	}

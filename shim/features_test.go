@@ -23,7 +23,7 @@ func TestFeaturesDocument(t *testing.T) {
 		{"seccomp enabled", l.Seccomp != nil && l.Seccomp.Enabled != nil && *l.Seccomp.Enabled},
 		{"SCMP_ACT_ERRNO", slices.Contains(l.Seccomp.Actions, "SCMP_ACT_ERRNO")},
 		{"SCMP_ACT_KILL_PROCESS", slices.Contains(l.Seccomp.Actions, "SCMP_ACT_KILL_PROCESS")},
-		{"no SCMP_ACT_NOTIFY (no listenerPath support)", !slices.Contains(l.Seccomp.Actions, "SCMP_ACT_NOTIFY")},
+		{"SCMP_ACT_NOTIFY (listenerPath agents)", slices.Contains(l.Seccomp.Actions, "SCMP_ACT_NOTIFY")},
 		{"SCMP_CMP_MASKED_EQ", slices.Contains(l.Seccomp.Operators, "SCMP_CMP_MASKED_EQ")},
 		{"SCMP_ARCH_X86_64", slices.Contains(l.Seccomp.Archs, "SCMP_ARCH_X86_64")},
 		{"SCMP_ARCH_X32", slices.Contains(l.Seccomp.Archs, "SCMP_ARCH_X32")},
