@@ -215,51 +215,6 @@ func v2U64(v uint64) *uint64          { return &v }
 func v2U16(v uint16) *uint16          { return &v }
 func v2Sh(script string) oci.SpecOpts { return oci.WithProcessArgs("sh", "-c", script) }
 
-// v2Topics sends the topics of container id's /tasks/ events until the test
-// ends.
-func v2Topics(t *testing.T, ctx context.Context, id string) <-chan string {
-	t.Helper()
-	evctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	envc, errc := client.Subscribe(evctx, fmt.Sprintf(`namespace==%s,topic~="^/tasks/"`, testNS))
-	topics := make(chan string, 100)
-	go func() {
-		for {
-			select {
-			case env := <-envc:
-				ev, err := typeurl.UnmarshalAny(env.Event)
-				if err == nil && eventContainerID(ev) == id {
-					select {
-					case topics <- env.Topic:
-					default:
-					}
-				}
-			case <-errc:
-				return
-			case <-evctx.Done():
-				return
-			}
-		}
-	}()
-	return topics
-}
-
-func v2WaitTopic(topics <-chan string, topic string, timeout time.Duration) (bool, []string) {
-	var seen []string
-	deadline := time.After(timeout)
-	for {
-		select {
-		case tp := <-topics:
-			seen = append(seen, tp)
-			if tp == topic {
-				return true, seen
-			}
-		case <-deadline:
-			return false, seen
-		}
-	}
-}
-
 // ---------------------------------------------------------------------------
 
 // TestCgroupV2Placement: the init is in the container's cgroup (and only
@@ -421,7 +376,7 @@ func TestCgroupV2Memory(t *testing.T) {
 	t.Run("oom", func(t *testing.T) {
 		ctx := v2Ctx(t)
 		id := uniqueID(t)
-		topics := v2Topics(t, ctx, id)
+		topics := resWatchTopics(t, ctx, id)
 		// Swap == limit: no swap, so the hog is killed whatever the host's swap.
 		v := v2Create(t, ctx, id,
 			v2WithResources(func(r *specs.LinuxResources) {
@@ -435,7 +390,7 @@ func TestCgroupV2Memory(t *testing.T) {
 		if code := v.waitExit(t, 2*time.Minute); code != 137 {
 			t.Errorf("memory hog under memory.max 64 MiB exited %d, want 137; output %q", code, v.out.String())
 		}
-		if ok, seen := v2WaitTopic(topics, "/tasks/oom", 15*time.Second); !ok {
+		if ok, seen := resWaitTopic(topics, "/tasks/oom", 15*time.Second); !ok {
 			t.Errorf("no /tasks/oom event for %s; saw %v", id, seen)
 		}
 		ev := v2Keyed(t, id, "memory.events")
@@ -762,7 +717,7 @@ func TestCgroupV2Freeze(t *testing.T) {
 	v2Require(t)
 	ctx := v2Ctx(t)
 	id := uniqueID(t)
-	topics := v2Topics(t, ctx, id)
+	topics := resWatchTopics(t, ctx, id)
 	v := v2Create(t, ctx, id, v2Sh(`i=0; while :; do i=$((i+1)); echo $i >> /counter; sleep 0.05; done`))
 	v.start(t, ctx)
 	counter := filepath.Join(upperDir(t, ctx, v.c), "counter")
@@ -812,7 +767,7 @@ func TestCgroupV2Freeze(t *testing.T) {
 		t.Errorf("the counter does not advance after Resume")
 	}
 	for _, tp := range []string{"/tasks/paused", "/tasks/resumed"} {
-		if ok, seen := v2WaitTopic(topics, tp, 15*time.Second); !ok {
+		if ok, seen := resWaitTopic(topics, tp, 15*time.Second); !ok {
 			t.Errorf("no %s event for %s; saw %v", tp, id, seen)
 		}
 	}
@@ -1153,7 +1108,7 @@ func TestCgroupV2DeleteAction(t *testing.T) {
 	v2Require(t)
 	ctx := v2Ctx(t)
 	id := uniqueID(t)
-	topics := v2Topics(t, ctx, id)
+	topics := resWatchTopics(t, ctx, id)
 	v := v2Create(t, ctx, id, oci.WithHostNamespace(specs.PIDNamespace), v2Sh(`sleep 1000 & echo ready; exec sleep 999`))
 	v.start(t, ctx)
 	v.waitOutput(t, "ready", time.Minute)
@@ -1176,7 +1131,7 @@ func TestCgroupV2DeleteAction(t *testing.T) {
 	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill shim %d: %v", shim, err)
 	}
-	if ok, seen := v2WaitTopic(topics, "/tasks/delete", time.Minute); !ok {
+	if ok, seen := resWaitTopic(topics, "/tasks/delete", time.Minute); !ok {
 		t.Fatalf("no /tasks/delete within a minute of the shim's death; saw %v", seen)
 	}
 	if v2Exists(v.dir) {

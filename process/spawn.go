@@ -155,6 +155,15 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		cmd = withoutCgroupFD(cmd)
 		err = startIn(cmd, o.join)
 	}
+	for i := 0; i < 2 && err != nil && errors.Is(err, syscall.EACCES); i++ {
+		// Seen once in thousands of starts under heavy parallel load: the
+		// execve of the read-only self bind failed with EACCES in one child
+		// while its siblings started. A new fork succeeds; the cause is not
+		// understood yet, so it is logged.
+		log.G(ctx).WithError(err).Warn("starting the container process failed with EACCES; retrying")
+		cmd = withCgroupFD(cmd, cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD)
+		err = startIn(cmd, o.join)
+	}
 	childSock.Close()
 	pio.closeChildEnds()
 	if err != nil {
@@ -220,9 +229,13 @@ func cloneIntoUnsupported(err error) bool {
 
 // withoutCgroupFD is an unstarted copy of cmd (an exec.Cmd cannot be started
 // twice) that does not use CLONE_INTO_CGROUP.
-func withoutCgroupFD(cmd *exec.Cmd) *exec.Cmd {
+func withoutCgroupFD(cmd *exec.Cmd) *exec.Cmd { return withCgroupFD(cmd, false, 0) }
+
+// withCgroupFD is a fresh copy of cmd (an exec.Cmd starts once) with the
+// given CLONE_INTO_CGROUP setting.
+func withCgroupFD(cmd *exec.Cmd, use bool, fd int) *exec.Cmd {
 	attr := *cmd.SysProcAttr
-	attr.UseCgroupFD, attr.CgroupFD = false, 0
+	attr.UseCgroupFD, attr.CgroupFD = use, fd
 	return &exec.Cmd{
 		Path:        cmd.Path,
 		Args:        cmd.Args,
