@@ -409,7 +409,7 @@ func TestCgroupV2CPU(t *testing.T) {
 	v2Require(t, "cpu", "cpuset")
 	ctx := v2Ctx(t)
 	effective := strings.TrimSpace(v2ReadFile(t, filepath.Join(v2Root, "cpuset.cpus.effective")))
-	cpus, err := v2CPUList(effective)
+	cpus, err := resExpandCPUList(effective)
 	if err != nil || len(cpus) == 0 {
 		t.Fatalf("root cpuset.cpus.effective %q: %v", effective, err)
 	}
@@ -443,28 +443,6 @@ func TestCgroupV2CPU(t *testing.T) {
 		t.Errorf("cpu.stat usage_usec = 0 for a busy loop: %v", st)
 	}
 	v.finish(t, ctx)
-}
-
-// v2CPUList parses a cpuset list ("0-3,5").
-func v2CPUList(s string) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(strings.TrimSpace(s), ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return nil, err
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil {
-				return nil, err
-			}
-		}
-		for i := a; i <= b; i++ {
-			out = append(out, i)
-		}
-	}
-	return out, nil
 }
 
 func v2ReadFile(t *testing.T, p string) string {

@@ -136,21 +136,7 @@ func cmRun(t *testing.T, flags []string, args ...string) (string, string) {
 func cmDetached(t *testing.T, flags []string, args ...string) (string, int) {
 	t.Helper()
 	id := uniqueID(t)
-	cleanupContainer(t, id)
-	full := append([]string{"run", "-d", "--null-io"}, runtimeFlag()...)
-	full = append(full, flags...)
-	full = append(full, imageRef, id)
-	mustCtr(t, append(full, args...)...)
-	ctx := testCtx(t)
-	c, err := client.LoadContainer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		t.Fatalf("load task %s: %v", id, err)
-	}
-	return id, int(task.Pid())
+	return id, resRunDetached(t, id, flags, args...)
 }
 
 func cmStop(t *testing.T, id string) {

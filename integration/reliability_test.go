@@ -476,18 +476,6 @@ func testContainerdRestart(t *testing.T, sig syscall.Signal) {
 // ---------------------------------------------------------------------------
 // the shim dies
 
-// relShimPid returns the pid of the shim serving container id (its -id).
-func relShimPid(t *testing.T, id string) int {
-	t.Helper()
-	for _, p := range ourShims() {
-		if p.id == id {
-			return p.pid
-		}
-	}
-	t.Fatalf("no shim process with -id %s", id)
-	return 0
-}
-
 // relCgroupDirs lists the cgroup directories of container id (default
 // cgroupsPath /<namespace>/<id>) that exist, in every hierarchy.
 func relCgroupDirs(id string) []string {
@@ -544,7 +532,7 @@ func TestShimKilled(t *testing.T) {
 		t.Fatalf("shim sockets: %v before, %v with %s running; want one more", sockets, relSockets(), id)
 	}
 
-	shim := relShimPid(t, id)
+	shim := shimOf(t, id)
 	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill shim %d: %v", shim, err)
 	}
@@ -905,7 +893,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shim := relShimPid(t, id)
+		shim := shimOf(t, id)
 		spec, err := c.Spec(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -1112,7 +1100,7 @@ func TestLoadNoLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shim := relShimPid(t, anchorID)
+	shim := shimOf(t, anchorID)
 
 	run := func(id string, grouped bool) error {
 		opts := []oci.SpecOpts{oci.WithProcessArgs("sh", "-c", `i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; echo done $i`)}

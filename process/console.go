@@ -76,36 +76,11 @@ func bindDevConsole(slavePath string) error {
 
 // recvConsole receives the pty master the init sent on sock.
 func recvConsole(sock *os.File) (*ptyMaster, error) {
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	rc, err := sock.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var oobn int
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		_, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
-		return rerr != unix.EAGAIN
-	})
-	if err == nil {
-		err = rerr
-	}
+	fd, err := recvFd(sock)
 	if err != nil {
 		return nil, fmt.Errorf("receive pty master: %w", err)
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("receive pty master: no fd in message (%v)", err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) == 0 {
-		return nil, fmt.Errorf("receive pty master: bad rights (%v)", err)
-	}
-	for _, fd := range fds[1:] {
-		unix.Close(fd)
-	}
-	return newPtyMaster(fds[0])
+	return newPtyMaster(fd)
 }
 
 // ptyMaster is the shim's end of a process's terminal. Its fd is

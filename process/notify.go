@@ -78,7 +78,8 @@ func (n *notifyTarget) forward(pid int) error {
 	return nil
 }
 
-// recvFd receives one fd sent with SCM_RIGHTS on sock.
+// recvFd receives one fd sent with SCM_RIGHTS on sock (the pty master, the
+// seccomp listener).
 func recvFd(sock *os.File) (int, error) {
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4))
@@ -103,8 +104,11 @@ func recvFd(sock *os.File) (int, error) {
 		return -1, fmt.Errorf("no fd in message (%v)", err)
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
+	if err != nil || len(fds) == 0 {
 		return -1, fmt.Errorf("bad rights (%v)", err)
+	}
+	for _, fd := range fds[1:] {
+		unix.Close(fd) // one fd is expected; never leak extras
 	}
 	return fds[0], nil
 }
