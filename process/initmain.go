@@ -27,6 +27,10 @@ const initEnv = "_HUSK_INIT"
 // constructor of process/nsenter, which runs before the Go runtime.
 const nsenterEnv = "_HUSK_NSENTER"
 
+// cgroupFdsEnv lists the cgroup v1 tasks files (fd numbers) the C
+// constructor of process/nsenter writes "0" to (cgroups.Placement).
+const cgroupFdsEnv = "_HUSK_CGROUP_FDS"
+
 // syncFd is where the init finds its end of the sync socket.
 const syncFd = 3
 

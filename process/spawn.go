@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -133,20 +135,35 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		// container's uid and gid 0 to be mapped).
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	// cgroup v2: the child is born in its cgroup (clone3 CLONE_INTO_CGROUP)
-	// and never runs outside it; v1, or a kernel without clone3 or the flag:
-	// it is added below, before it is told to go on. Not when the forking
+	// The child enters its cgroup without a cgroup.procs write by the shim
+	// (see cgroups.Placement): on v2 (and a hybrid host's unified mount) it
+	// is born there (clone3 CLONE_INTO_CGROUP), on v1 it moves itself before
+	// Go starts (process/nsenter). Not CLONE_INTO_CGROUP when the forking
 	// thread joins the container's cgroup namespace (an exec): with
 	// nsdelegate (systemd's mount option) the kernel refuses the clone
-	// (ENOENT), as the shim's own cgroup is not visible from there.
-	if cf, ok := o.cg.(cloneTarget); ok && !joinsNS(o.join, specs.CgroupNamespace) {
-		if f, err := cf.OpenForClone(); err == nil {
-			defer f.Close()
-			cmd.SysProcAttr.UseCgroupFD = true
-			cmd.SysProcAttr.CgroupFD = int(f.Fd())
-		} else {
+	// (ENOENT), as the shim's own cgroup is not visible from there. What is
+	// left (or all of it, if the cgroup cannot be opened) is added below,
+	// before the child is told to go on.
+	var place *cgroups.Placement
+	if o.cg != nil {
+		if place, err = o.cg.Placement(); err != nil {
 			log.G(ctx).WithError(err).Warn("adding the process to its cgroup after fork instead")
+			place = nil
+		} else {
+			defer place.Close()
 		}
+	}
+	if place != nil && len(place.Tasks) > 0 {
+		fds := make([]string, len(place.Tasks))
+		for i, f := range place.Tasks {
+			fds[i] = strconv.Itoa(3 + len(cmd.ExtraFiles))
+			cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		}
+		cmd.Env = append(cmd.Env, cgroupFdsEnv+"="+strings.Join(fds, ","))
+	}
+	if place != nil && place.Dir != nil && !joinsNS(o.join, specs.CgroupNamespace) {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(place.Dir.Fd())
 	}
 	done := r.exits.BeginStart()
 	err = startIn(cmd, o.join)
@@ -176,12 +193,16 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 	cmd.Process.Release()
 	undo.add(func() { c.killAndReap(ctx) })
 
-	if o.cg != nil && !cmd.SysProcAttr.UseCgroupFD {
+	switch {
+	case o.cg == nil:
+	case place == nil:
 		if err := o.cg.Add(c.pid); err != nil {
 			return nil, fmt.Errorf("add process %d to cgroup: %w", c.pid, err)
 		}
-	} else if o.cg != nil {
-		log.G(ctx).WithField("pid", c.pid).Debug("process born in its cgroup (CLONE_INTO_CGROUP)")
+	case !cmd.SysProcAttr.UseCgroupFD:
+		if err := place.AddToDir(c.pid); err != nil {
+			return nil, fmt.Errorf("add process %d to cgroup: %w", c.pid, err)
+		}
 	}
 	if st, err := procStartTime(c.pid); err == nil {
 		c.startTime = st
@@ -205,11 +226,6 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		}
 	}
 	return c, nil
-}
-
-// cloneTarget is a cgroup a process can be cloned straight into (cgroup v2).
-type cloneTarget interface {
-	OpenForClone() (*os.File, error)
 }
 
 func joinsNS(join []nsJoin, typ specs.LinuxNamespaceType) bool {

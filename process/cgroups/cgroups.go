@@ -53,6 +53,9 @@ import (
 type Cgroup interface {
 	// Add moves pid into the cgroup (every hierarchy on v1).
 	Add(pid int) error
+	// Placement opens what lets a new process enter the cgroup without an
+	// Add after fork (see Placement).
+	Placement() (*Placement, error)
 	// Path is the cgroup's path below each hierarchy root ("/default/c1"),
 	// "" for the no-op cgroup.
 	Path() string

@@ -365,18 +365,6 @@ func (c *v2) Add(pid int) error {
 	return nil
 }
 
-// OpenForClone opens the cgroup directory for clone3(CLONE_INTO_CGROUP)
-// (syscall.SysProcAttr.UseCgroupFD), so that a new process is born in the
-// cgroup instead of being moved there after fork. Only cgroup v2 cgroups
-// (not the hybrid unified placement) have it. The caller closes the file.
-func (c *v2) OpenForClone() (*os.File, error) {
-	f, err := os.OpenFile(c.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("cgroups: open %s for CLONE_INTO_CGROUP: %w", c.dir, err)
-	}
-	return f, nil
-}
-
 func (c *v2) Update(r *specs.LinuxResources) error {
 	if isEmpty(r) {
 		return nil

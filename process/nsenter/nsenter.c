@@ -19,6 +19,10 @@
 //     Credentials are never changed (the Go side switches users). After a mnt
 //     join, chdir("/") (setns already moves root and cwd; this just makes the
 //     intent explicit). Then unsetenv("_HUSK_NSENTER") and return.
+//   - _HUSK_CGROUP_FDS="fd[,fd...]" (checked first, whether or not
+//     _HUSK_NSENTER is set): each fd is a cgroup v1 `tasks` file the parent
+//     opened for writing; "0" is written to it (the calling, only, thread
+//     joins that cgroup) and it is closed. Then unsetenv("_HUSK_CGROUP_FDS").
 //   - Any failure (including an empty or malformed value): write one line
 //       {"type":"error","step":"nsenter","errno":N,"msg":"..."}\n
 //     to fd 3 (the sync socket), or to fd 2 if fd 3 cannot be written, and
@@ -36,6 +40,8 @@
 #include <string.h>
 #include <unistd.h>
 
+static void husk_nsenter(void);
+
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
 #endif
@@ -44,6 +50,7 @@
 #endif
 
 #define HUSK_ENV "_HUSK_NSENTER"
+#define HUSK_CGROUP_ENV "_HUSK_CGROUP_FDS"
 #define HUSK_SYNC_FD 3
 #define HUSK_MAX_VALUE 4096 // whole env value
 #define HUSK_MAX_ENTRIES 16
@@ -103,7 +110,69 @@ husk_fail(int err, const char *what, const char *entry, const char *why)
 	_exit(1);
 }
 
-__attribute__((constructor)) static void husk_nsenter(void)
+// husk_cgroup_join moves the (still single-threaded) process into the cgroup
+// v1 hierarchies whose tasks files the parent opened: writing "0" to a tasks
+// file moves the calling thread, which the kernel does without its global
+// cgroup_threadgroup_rwsem (a cgroup.procs write takes it for writing, and
+// the first writer after a quiet spell waits a whole RCU grace period:
+// 5-20 ms). The permission check uses the credentials of the opener, so this
+// works from inside a new user namespace too.
+static void husk_cgroup_join(void)
+{
+	const char *value = getenv(HUSK_CGROUP_ENV);
+	char buf[256];
+	size_t len;
+
+	if (value == NULL)
+		return;
+	len = strnlen(value, sizeof(buf));
+	if (len == 0)
+		husk_fail(EINVAL, "parse", "", "empty cgroup fd list");
+	if (len >= sizeof(buf))
+		husk_fail(E2BIG, "parse", "", "cgroup fd list too long");
+	memcpy(buf, value, len + 1);
+
+	for (char *entry = buf;;) {
+		char *comma = strchr(entry, ','), *end = NULL;
+		char target[256] = "";
+		long fd;
+		ssize_t n;
+
+		if (comma != NULL)
+			*comma = '\0';
+		errno = 0;
+		fd = strtol(entry, &end, 10);
+		if (errno != 0 || end == entry || *end != '\0' || fd < 3 || fd > 1023)
+			husk_fail(EINVAL, "parse", entry, "want a file descriptor number (3-1023)");
+		while ((n = write((int)fd, "0", 1)) < 0 && errno == EINTR)
+			;
+		if (n != 1) {
+			int err = n < 0 ? errno : EIO;
+			char link[64];
+			ssize_t l;
+
+			snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
+			l = readlink(link, target, sizeof(target) - 1);
+			target[l > 0 ? l : 0] = '\0';
+			husk_fail(err, "join cgroup", l > 0 ? target : entry, NULL);
+		}
+		close((int)fd);
+		if (comma == NULL)
+			break;
+		entry = comma + 1;
+	}
+	unsetenv(HUSK_CGROUP_ENV);
+}
+
+__attribute__((constructor)) static void husk_constructor(void)
+{
+	// Cgroups first: the paths are the host's, and the process is counted
+	// in the container's budget before it joins anything.
+	husk_cgroup_join();
+	husk_nsenter();
+}
+
+static void husk_nsenter(void)
 {
 	const char *value = getenv(HUSK_ENV);
 	char buf[HUSK_MAX_VALUE];
