@@ -208,7 +208,14 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		c.startTime = st
 	}
 	if err := c.sync.send(syncMsg{Type: msgConfig, Config: o.config}); err != nil {
-		return nil, err
+		// The child may have failed before Go started (joining its cgroup or
+		// namespaces, process/nsenter) and said why: that is the error.
+		parentSock.SetReadDeadline(time.Now().Add(time.Second))
+		var ie *initError
+		if werr := c.waitFor(ctx, msgReady); errors.As(werr, &ie) {
+			return nil, werr
+		}
+		return nil, fmt.Errorf("send config to container process: %w", err)
 	}
 	parentSock.SetReadDeadline(time.Now().Add(setupTimeout))
 	if err := c.waitFor(ctx, msgReady); err != nil {

@@ -89,10 +89,23 @@ func (c *v1) Placement() (_ *Placement, retErr error) {
 		paths = append(paths, d)
 	}
 	sort.Strings(paths)
+	// Co-mounted controllers (cpu,cpuacct) reach one hierarchy by two
+	// paths: one tasks file each.
+	type key struct{ dev, ino uint64 }
+	seen := map[key]bool{}
 	for _, d := range paths {
 		f, err := os.OpenFile(filepath.Join(d, "tasks"), os.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("cgroups: open %s for a process to join: %w", d, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err == nil {
+			k := key{uint64(st.Dev), st.Ino}
+			if seen[k] {
+				f.Close()
+				continue
+			}
+			seen[k] = true
 		}
 		p.Tasks = append(p.Tasks, f)
 	}

@@ -121,6 +121,8 @@ static void husk_cgroup_join(void)
 {
 	const char *value = getenv(HUSK_CGROUP_ENV);
 	char buf[256];
+	int fds[HUSK_MAX_ENTRIES];
+	int count = 0;
 	size_t len;
 
 	if (value == NULL)
@@ -132,34 +134,44 @@ static void husk_cgroup_join(void)
 		husk_fail(E2BIG, "parse", "", "cgroup fd list too long");
 	memcpy(buf, value, len + 1);
 
+	// Validate the whole list before writing anything. Plain decimal only;
+	// fds 0-2 are stdio and 3 is the sync socket.
 	for (char *entry = buf;;) {
 		char *comma = strchr(entry, ','), *end = NULL;
-		char target[256] = "";
 		long fd;
-		ssize_t n;
 
 		if (comma != NULL)
 			*comma = '\0';
+		if (count == HUSK_MAX_ENTRIES)
+			husk_fail(E2BIG, "parse", entry, "too many cgroup fds");
 		errno = 0;
 		fd = strtol(entry, &end, 10);
-		if (errno != 0 || end == entry || *end != '\0' || fd < 3 || fd > 1023)
-			husk_fail(EINVAL, "parse", entry, "want a file descriptor number (3-1023)");
-		while ((n = write((int)fd, "0", 1)) < 0 && errno == EINTR)
-			;
-		if (n != 1) {
-			int err = n < 0 ? errno : EIO;
-			char link[64];
-			ssize_t l;
-
-			snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
-			l = readlink(link, target, sizeof(target) - 1);
-			target[l > 0 ? l : 0] = '\0';
-			husk_fail(err, "join cgroup", l > 0 ? target : entry, NULL);
-		}
-		close((int)fd);
+		if (entry[0] < '0' || entry[0] > '9' || errno != 0 || *end != '\0' ||
+		    fd <= HUSK_SYNC_FD || fd > 1023)
+			husk_fail(EINVAL, "parse", entry, "want a file descriptor number (4-1023)");
+		fds[count++] = (int)fd;
 		if (comma == NULL)
 			break;
 		entry = comma + 1;
+	}
+
+	for (int i = 0; i < count; i++) {
+		ssize_t n;
+
+		while ((n = write(fds[i], "0", 1)) < 0 && errno == EINTR)
+			;
+		if (n != 1) {
+			int err = n < 0 ? errno : EIO;
+			char link[64], target[256], num[16];
+			ssize_t l;
+
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", fds[i]);
+			snprintf(num, sizeof(num), "%d", fds[i]);
+			l = readlink(link, target, sizeof(target) - 1);
+			target[l > 0 ? l : 0] = '\0';
+			husk_fail(err, "join cgroup", l > 0 ? target : num, NULL);
+		}
+		close(fds[i]);
 	}
 	unsetenv(HUSK_CGROUP_ENV);
 }
