@@ -62,10 +62,13 @@ func ForceDelete(ctx context.Context, bundle string) (Exit, error) {
 			}
 		}
 	}
-	// containerd mounts nothing itself here, but a shim that died between
-	// mounting and writing its state leaves the bundle's rootfs mounted.
-	if err := rootfs.UnmountRootfs(filepath.Join(bundle, "rootfs")); err != nil {
-		errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
+	// The record is written before husk mounts anything: without one (the
+	// daemon's Delete removed it after cleaning up, or Create never got that
+	// far) husk left no mount. A record that could not be read may hide one.
+	if st == nil && !errors.Is(err, os.ErrNotExist) {
+		if err := rootfs.UnmountRootfs(filepath.Join(bundle, "rootfs")); err != nil {
+			errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return exit, fmt.Errorf("clean up %s (state kept for a retry): %w", bundle, errors.Join(errs...))

@@ -142,41 +142,49 @@ func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr
 		ownPidNS: plan.clone&unix.CLONE_NEWPID != 0,
 	}
 
-	if len(cfg.Rootfs) > 0 {
-		if err := os.MkdirAll(mountDir, 0o711); err != nil {
-			return nil, fmt.Errorf("create rootfs dir: %w", err)
-		}
-		if err := rootfs.MountRootfs(cfg.Rootfs, mountDir); err != nil {
-			return nil, fmt.Errorf("mount rootfs: %w", err)
-		}
-		p.mounted = true
-		undo.add(func() {
-			if err := rootfs.UnmountRootfs(mountDir); err != nil {
-				log.G(ctx).WithError(err).Warn("unmount rootfs after failed create")
-			}
-		})
-	}
-	if fi, err := os.Stat(rootfsDir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("rootfs %s: %w", rootfsDir, errOrNotDir(err))
-	}
-	// From here on, a shim that dies leaves a record for the `delete` action.
+	// From here on, a shim that dies leaves a record for the `delete` action,
+	// written before anything is created on the host (it names the cgroup,
+	// and the rootfs mount husk is about to make).
+	p.mounted = len(cfg.Rootfs) > 0
 	undo.add(func() { RemoveState(cfg.Bundle) })
 	if err := p.persist(); err != nil {
 		return nil, err
 	}
-	tMount := time.Now()
-
-	cg, err := cgroups.New(spec.Linux.CgroupsPath, spec.Linux.Resources)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup %q: %w", spec.Linux.CgroupsPath, err)
+	// The cgroup and the rootfs mount do not depend on each other: the
+	// cgroup is made while the rootfs is mounted.
+	type cgResult struct {
+		cg  cgroups.Cgroup
+		err error
+		at  time.Time
 	}
-	p.cg = cg
-	undo.add(func() {
-		if err := cg.Delete(); err != nil {
-			log.G(ctx).WithError(err).Warn("delete cgroup after failed create")
-		}
-	})
-	tCgroup := time.Now()
+	cgc := make(chan cgResult, 1)
+	go func() {
+		cg, err := cgroups.New(spec.Linux.CgroupsPath, spec.Linux.Resources)
+		cgc <- cgResult{cg, err, time.Now()}
+	}()
+	mountErr := p.mountRootfs(ctx, cfg.Rootfs, rootfsDir, &undo)
+	tMount := time.Now()
+	cgr := <-cgc
+	if cgr.err == nil {
+		cg := cgr.cg
+		p.cg = cg
+		undo.add(func() {
+			if err := cg.Delete(); err != nil {
+				log.G(ctx).WithError(err).Warn("delete cgroup after failed create")
+			}
+		})
+	}
+	if mountErr != nil {
+		return nil, mountErr
+	}
+	if cgr.err != nil {
+		return nil, fmt.Errorf("cgroup %q: %w", spec.Linux.CgroupsPath, cgr.err)
+	}
+	cg := cgr.cg
+	tCgroup := cgr.at
+	if tCgroup.Before(tMount) {
+		tCgroup = tMount
+	}
 
 	var uidMap, gidMap []syscall.SysProcIDMap
 	if plan.clone&unix.CLONE_NEWUSER != 0 {
@@ -218,6 +226,29 @@ func (r *Runtime) Create(ctx context.Context, cfg CreateConfig) (_ *Init, retErr
 		"runtime": "husk",
 	}).Debug("container created")
 	return p, nil
+}
+
+// mountRootfs mounts the request's rootfs on the bundle's rootfs dir (if
+// there are mounts) and checks the container's root dir; undo gets what
+// unmounts it.
+func (p *Init) mountRootfs(ctx context.Context, mounts []mount.Mount, rootfsDir string, undo *cleanups) error {
+	if len(mounts) > 0 {
+		if err := os.MkdirAll(p.rootfs, 0o711); err != nil {
+			return fmt.Errorf("create rootfs dir: %w", err)
+		}
+		if err := rootfs.MountRootfs(mounts, p.rootfs); err != nil {
+			return fmt.Errorf("mount rootfs: %w", err)
+		}
+		undo.add(func() {
+			if err := rootfs.UnmountRootfs(p.rootfs); err != nil {
+				log.G(ctx).WithError(err).Warn("unmount rootfs after failed create")
+			}
+		})
+	}
+	if fi, err := os.Stat(rootfsDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("rootfs %s: %w", rootfsDir, errOrNotDir(err))
+	}
+	return nil
 }
 
 func errOrNotDir(err error) error {
@@ -446,16 +477,28 @@ func (p *Init) Delete(ctx context.Context) error {
 	}
 	p.io.Close()
 	p.sync.Close()
-	var errs []error
-	if p.cg != nil {
-		if err := p.cg.Delete(); err != nil {
-			errs = append(errs, fmt.Errorf("delete cgroup: %w", err))
+	// The cgroup and the rootfs mount go side by side (the init is gone).
+	t0 := time.Now()
+	var cgErr error
+	var tCgroup time.Duration
+	cgDone := make(chan struct{})
+	go func() {
+		defer close(cgDone)
+		if p.cg != nil {
+			cgErr = p.cg.Delete()
 		}
-	}
+		tCgroup = time.Since(t0)
+	}()
+	var errs []error
 	if p.mounted {
 		if err := rootfs.UnmountRootfs(p.rootfs); err != nil {
 			errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
 		}
+	}
+	tUnmount := time.Since(t0)
+	<-cgDone
+	if cgErr != nil {
+		errs = append(errs, fmt.Errorf("delete cgroup: %w", cgErr))
 	}
 	if err := RemoveState(p.Bundle); err != nil {
 		errs = append(errs, err)
@@ -466,6 +509,14 @@ func (p *Init) Delete(ctx context.Context) error {
 	p.mu.Lock()
 	p.status = Deleted
 	p.mu.Unlock()
+	log.G(ctx).WithFields(log.Fields{
+		"id":      p.ID,
+		"cgroup":  tCgroup,
+		"unmount": tUnmount,
+		"total":   time.Since(t0),
+		"phase":   "delete",
+		"runtime": "husk",
+	}).Debug("container deleted")
 	return nil
 }
 
