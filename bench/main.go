@@ -237,16 +237,27 @@ func run() int {
 		}
 	})
 	for _, p := range []struct {
-		dst *map[string][]time.Duration
-		re  string
+		dst      *map[string][]time.Duration
+		re, exec string // the start runs' containers; the exec runs' container
 	}{
-		{&res.Phases, `^start-husk-[0-9]+$`},
-		{&res.PhasesSeccomp, `^startsc-husk-[0-9]+$`},
-		{&res.BasePhases, `^start-husk-base-[0-9]+$`},
-		{&res.BasePhasesSeccomp, `^startsc-husk-base-[0-9]+$`},
+		{&res.Phases, `^start-husk-[0-9]+$`, `^exec-husk$`},
+		{&res.PhasesSeccomp, `^startsc-husk-[0-9]+$`, `^execsc-husk$`},
+		{&res.BasePhases, `^start-husk-base-[0-9]+$`, `^exec-husk-base$`},
+		{&res.BasePhasesSeccomp, `^startsc-husk-base-[0-9]+$`, `^execsc-husk-base$`},
 	} {
 		if f, err := os.Open(e.logPath); err == nil {
 			*p.dst = parsePhases(f, regexp.MustCompile(p.re))
+			f.Close()
+		}
+		if f, err := os.Open(e.logPath); err == nil {
+			for k, v := range parsePhases(f, regexp.MustCompile(p.exec)) {
+				if strings.HasPrefix(k, "exec.") {
+					if *p.dst == nil {
+						*p.dst = map[string][]time.Duration{}
+					}
+					(*p.dst)[k] = v
+				}
+			}
 			f.Close()
 		}
 	}

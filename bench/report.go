@@ -231,8 +231,9 @@ func (r *results) table() string {
 }
 
 // phaseOrder is how husk's debug log names the phases of Create ("container
-// created": spec, mount, cgroup, spawn, total) and Start ("container
-// started": total).
+// created": spec, mount, cgroup, spawn, total), Start ("container started":
+// total), Delete ("container deleted": cgroup, unmount, total) and an exec's
+// Start ("exec started": spawn, total).
 var phaseOrder = []struct{ key, label string }{
 	{"create.spec", "create: load + validate config.json"},
 	{"create.mount", "create: mount rootfs + write state"},
@@ -240,6 +241,11 @@ var phaseOrder = []struct{ key, label string }{
 	{"create.spawn", "create: spawn init (clone, exec, rootfs, ready)"},
 	{"create.total", "create: total"},
 	{"start.total", "start: release init -> execve"},
+	{"delete.cgroup", "delete: remove cgroup (beside the unmount)"},
+	{"delete.unmount", "delete: unmount rootfs"},
+	{"delete.total", "delete: total"},
+	{"exec.spawn", "exec: spawn (clone, exec, join, ready)"},
+	{"exec.total", "exec: total (-> execve of /bin/true)"},
 }
 
 var kvRe = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`)
@@ -272,6 +278,10 @@ func parsePhases(rd io.Reader, idRe *regexp.Regexp) map[string][]time.Duration {
 			phase = "create"
 		case strings.Contains(line, `msg="container started"`):
 			phase = "start"
+		case strings.Contains(line, `msg="container deleted"`):
+			phase = "delete"
+		case strings.Contains(line, `msg="exec started"`):
+			phase = "exec"
 		default:
 			continue
 		}
@@ -280,7 +290,7 @@ func parsePhases(rd io.Reader, idRe *regexp.Regexp) map[string][]time.Duration {
 			continue
 		}
 		for k, v := range f {
-			if k == "time" || k == "level" || k == "msg" || k == "id" || k == "init" || k == "phase" || k == "runtime" {
+			if k == "time" || k == "level" || k == "msg" || k == "id" || k == "init" || k == "exec" || k == "phase" || k == "runtime" {
 				continue
 			}
 			d, err := time.ParseDuration(v)

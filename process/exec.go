@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -51,6 +52,7 @@ func (e *Exec) Start(ctx context.Context, r *Runtime) error {
 	if st := e.init.Status(); st != Running {
 		return fmt.Errorf("exec into a %s container: %w", st, ErrWrongState)
 	}
+	t0 := time.Now()
 	pid := e.init.Pid()
 	join, nsenter, err := execNamespaces(pid)
 	if err != nil {
@@ -70,6 +72,7 @@ func (e *Exec) Start(ctx context.Context, r *Runtime) error {
 	if err != nil {
 		return err
 	}
+	tReady := time.Now()
 	if err := c.start(ctx); err != nil {
 		c.killAndReap(ctx)
 		c.io.Close()
@@ -78,6 +81,14 @@ func (e *Exec) Start(ctx context.Context, r *Runtime) error {
 	e.child = c
 	e.status = Running
 	go e.watchExit()
+	log.G(ctx).WithFields(log.Fields{
+		"id":      e.init.ID,
+		"exec":    e.ID,
+		"spawn":   tReady.Sub(t0),
+		"total":   time.Since(t0),
+		"phase":   "exec",
+		"runtime": "husk",
+	}).Debug("exec started")
 	return nil
 }
 
