@@ -1350,3 +1350,44 @@ func TestExecErrors(t *testing.T) {
 		stopContainer(t, id)
 	})
 }
+
+// TestExecIntoCreated: as with the runc shim, a created (not yet started)
+// container takes an exec, which runs in its namespaces beside the waiting
+// init; the init then starts as usual.
+func TestExecIntoCreated(t *testing.T) {
+	ctx := testCtx(t)
+	id := uniqueID(t)
+	c := newContainer(t, ctx, id, oci.WithProcessArgs("sleep", "1000"), oci.WithHostname("created-host"))
+	task, err := c.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("NewTask: %v", err)
+	}
+	t.Cleanup(func() { stopContainer(t, id) })
+	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Created {
+		t.Fatalf("status before the exec: %+v, %v; want created", st, err)
+	}
+	out := mustExec(t, id, "e1", nil, "sh", "-c", "hostname; echo $$; cat /proc/1/cmdline | tr '\\0' ' '")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || lines[0] != "created-host" || lines[1] == "1" || !strings.HasPrefix(lines[2], "husk-init") {
+		t.Errorf("exec in the created container printed %q; want its hostname, a pid other than 1, and the waiting init as pid 1", out)
+	}
+	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Created {
+		t.Errorf("status after the exec: %+v, %v; want still created", st, err)
+	}
+	exitc, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("Start after the exec: %v", err)
+	}
+	if got := strings.TrimSpace(mustExec(t, id, "e2", nil, "cat", "/proc/1/cmdline")); !strings.HasPrefix(got, "sleep") {
+		t.Errorf("pid 1 after Start runs %q, want sleep", got)
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if st := <-exitc; st.ExitCode() != 137 {
+		t.Errorf("init exited %d, want 137", st.ExitCode())
+	}
+}

@@ -49,7 +49,7 @@ func (e *Exec) Start(ctx context.Context, r *Runtime) error {
 	if e.status != Created {
 		return fmt.Errorf("start a %s exec: %w", e.status, ErrWrongState)
 	}
-	if st := e.init.Status(); st != Running {
+	if st := e.init.Status(); st != Running && st != Created {
 		return fmt.Errorf("exec into a %s container: %w", st, ErrWrongState)
 	}
 	t0 := time.Now()

@@ -601,7 +601,9 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emp
 	}
 	c.lifecycle.Lock()
 	defer c.lifecycle.Unlock()
-	if st := c.init.Status(); st != process.Running {
+	// As with the runc shim: into a created (not yet started) container too,
+	// whose init has set everything up and waits for Start.
+	if st := c.init.Status(); st != process.Running && st != process.Created {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "cannot exec in a %s container %q", st, r.ID)
 	}
 	c.execMu.Lock()
@@ -624,7 +626,7 @@ func (s *service) startExec(ctx context.Context, c *container, execID string) (*
 	if err != nil {
 		return nil, err
 	}
-	if st := c.init.Status(); st != process.Running {
+	if st := c.init.Status(); st != process.Running && st != process.Created {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "cannot start exec %q in a %s container", execID, st)
 	}
 	if err := e.p.Start(ctx, s.rt); err != nil {
