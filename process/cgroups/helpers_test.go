@@ -3,13 +3,10 @@ package cgroups
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,25 +85,8 @@ func testParentNamed(t *testing.T, name string) string {
 
 // removeTree rmdirs a cgroup directory tree bottom-up.
 func removeTree(t *testing.T, dir string) {
-	var dirs []string
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-	for _, d := range dirs {
-		var err error
-		for i := 0; i < 50; i++ {
-			if err = syscall.Rmdir(d); err == nil || errors.Is(err, fs.ErrNotExist) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("cleanup: rmdir %s: %v", d, err)
-		}
+	if err := rmdirTree(dir); err != nil {
+		t.Errorf("cleanup: %v", err)
 	}
 }
 

@@ -47,6 +47,47 @@ func removeDirs(dirs []string) {
 	}
 }
 
+// rmdirTree rmdirs the cgroup dir and every cgroup below it, deepest first.
+// EBUSY (a killed process not yet gone from the cgroup) is retried for a
+// while, as the cgroups library does; a missing dir is not an error.
+func rmdirTree(dir string) error {
+	delay := 10 * time.Millisecond
+	var err error
+	for i := 0; i < 8; i++ {
+		if i > 0 {
+			time.Sleep(delay)
+			delay *= 2
+		}
+		if err = rmdirTreeOnce(dir); err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+	}
+	return err
+}
+
+func rmdirTreeOnce(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := rmdirTreeOnce(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "rmdir", Path: dir, Err: err}
+	}
+	return nil
+}
+
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil

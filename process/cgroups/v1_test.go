@@ -352,6 +352,16 @@ func TestV1Lifecycle(t *testing.T) {
 		if err := cg.Add(stray.Process.Pid); err != nil {
 			t.Fatal(err)
 		}
+		// ... in a cgroup of its own below the container's (as systemd in a
+		// container makes), and an empty one beside it.
+		for _, sub := range []string{"sub", "sub/deeper", "empty"} {
+			if err := os.Mkdir(filepath.Dir(v1File("pids", p+"/"+sub, "x")), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(v1File("pids", p+"/sub/deeper", "cgroup.procs"), []byte(strconv.Itoa(stray.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
 		if err := cg.Delete(); err != nil {
 			t.Fatal(err)
 		}
