@@ -443,8 +443,8 @@ func (b *bench) pipeline(n, warmup int) {
 	}
 }
 
-// memStat is PSS and RSS in KiB.
-type memStat struct{ pss, rss int64 }
+// memStat is PSS, RSS and the anonymous (private, unshareable) part in KiB.
+type memStat struct{ pss, rss, anon int64 }
 
 func readSmapsRollup(pid int) (memStat, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
@@ -468,6 +468,8 @@ func readSmapsRollup(pid int) (memStat, error) {
 			m.rss = v
 		case "Pss:":
 			m.pss = v
+		case "Anonymous:":
+			m.anon = v
 		}
 	}
 	return m, sc.Err()
@@ -531,9 +533,11 @@ func (b *bench) memory(rt runtimeDef, n int, grouped bool, key string) {
 		}
 		sum.pss += m.pss
 		sum.rss += m.rss
+		sum.anon += m.anon
 	}
 	b.res.setValue(key+".pss", rt.Name, float64(sum.pss)/1024/float64(n))
 	b.res.setValue(key+".rss", rt.Name, float64(sum.rss)/1024/float64(n))
+	b.res.setValue(key+".anon", rt.Name, float64(sum.anon)/1024/float64(n))
 	b.res.setValue(key+".shims", rt.Name, float64(len(pids)))
 }
 

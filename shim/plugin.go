@@ -9,8 +9,16 @@ import (
 )
 
 // Register adds husk's task service to containerd's shim plugin registry,
-// where shim.RunShim finds it.
+// where shim.RunShim finds it, and the memory tuner of the daemon (see
+// memory.go; pkg/shim installs its ttrpc interceptor).
 func Register() {
+	registry.Register(&plugin.Registration{
+		Type: plugins.InternalPlugin,
+		ID:   "memory",
+		InitFn: func(ic *plugin.InitContext) (any, error) {
+			return newMemoryTuner(ic.Context, trimIdle), nil
+		},
+	})
 	registry.Register(&plugin.Registration{
 		Type: plugins.TTRPCPlugin,
 		ID:   "task",
