@@ -101,7 +101,7 @@ alias_runc=0
 if [[ $runtime == husk ]]; then
 	if [[ ! -x "$ROOT/bin/containerd-shim-husk-v2" ]]; then
 		log "building the husk shim"
-		(cd "$ROOT" && go build -o bin/containerd-shim-husk-v2 ./cmd/containerd-shim-husk-v2)
+		make -C "$ROOT" build >&2
 	fi
 	bindirs="$ROOT/bin:$bindirs"
 	# Tests that start a containerd of their own (newDaemonWithConfig:
