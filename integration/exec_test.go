@@ -1391,3 +1391,42 @@ func TestExecIntoCreated(t *testing.T) {
 		t.Errorf("init exited %d, want 137", st.ExitCode())
 	}
 }
+
+// TestExecIntoCreatedThenDelete: deleting a created container whose exec
+// still runs kills both; the exec's exit is reported and nothing is left.
+func TestExecIntoCreatedThenDelete(t *testing.T) {
+	ctx := testCtx(t)
+	id := uniqueID(t)
+	c := newContainer(t, ctx, id, oci.WithProcessArgs("sleep", "1000"))
+	task, err := c.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("NewTask: %v", err)
+	}
+	t.Cleanup(func() { stopContainer(t, id) })
+	p, err := task.Exec(ctx, "long", execSpec(t, ctx, id, "sleep", "1000"), cio.NullIO)
+	if err != nil {
+		t.Fatalf("Exec into the created container: %v", err)
+	}
+	exitc, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("start the exec: %v", err)
+	}
+	execPid := int(p.Pid())
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil {
+		t.Fatalf("delete the created task with a running exec: %v", err)
+	}
+	select {
+	case st := <-exitc:
+		if st.ExitCode() != 137 {
+			t.Errorf("exec exited %d, want 137 (killed with the container)", st.ExitCode())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit for the exec 10s after the container was deleted")
+	}
+	if err := syscall.Kill(execPid, 0); err == nil {
+		t.Errorf("exec process %d still exists after the delete", execPid)
+	}
+}
