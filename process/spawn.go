@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -153,17 +151,8 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 			defer place.Close()
 		}
 	}
-	if place != nil && len(place.Tasks) > 0 {
-		fds := make([]string, len(place.Tasks))
-		for i, f := range place.Tasks {
-			fds[i] = strconv.Itoa(3 + len(cmd.ExtraFiles))
-			cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		}
-		cmd.Env = append(cmd.Env, cgroupFdsEnv+"="+strings.Join(fds, ","))
-	}
-	if place != nil && place.Dir != nil && !joinsNS(o.join, specs.CgroupNamespace) {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(place.Dir.Fd())
+	if place != nil {
+		withPlacement(cmd, place, !joinsNS(o.join, specs.CgroupNamespace))
 	}
 	done := r.exits.BeginStart()
 	err = startIn(cmd, o.join)

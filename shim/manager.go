@@ -152,17 +152,27 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2", socketEnv+"="+address)
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start shim daemon: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			cmd.Process.Kill()
-		}
-	}()
-	go cmd.Wait()
-	if err := opts.joinShimCgroup(cmd.Process.Pid); err != nil {
+	// With ShimCgroup, the daemon enters it as a container process enters
+	// its own (process.StartInCgroup).
+	cg, err := opts.shimCgroup()
+	if err != nil {
 		return nil, err
+	}
+	if cg != nil {
+		cmd, err = process.StartInCgroup(cmd, cg)
+	} else {
+		err = cmd.Start()
+	}
+	if cmd != nil && cmd.Process != nil {
+		defer func() {
+			if retErr != nil {
+				cmd.Process.Kill()
+			}
+		}()
+		go cmd.Wait()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start shim daemon: %w", err)
 	}
 	// Lowering an oom_score_adj needs CAP_SYS_RESOURCE: if that fails the
 	// shim runs anyway (and, see above, says nothing).

@@ -123,17 +123,14 @@ func optionsAny(a typeurl.Any) *anypb.Any {
 	return &anypb.Any{TypeUrl: a.GetTypeUrl(), Value: a.GetValue()}
 }
 
-// joinShimCgroup moves pid into the cgroup named by o.ShimCgroup.
-func (o *Options) joinShimCgroup(pid int) error {
+// shimCgroup is the cgroup named by o.ShimCgroup, nil if none.
+func (o *Options) shimCgroup() (cgroups.Cgroup, error) {
 	if o.ShimCgroup == "" {
-		return nil
+		return nil, nil
 	}
 	cg, err := cgroups.Load(o.ShimCgroup)
 	if err != nil {
-		return fmt.Errorf("shim cgroup %q: %w", o.ShimCgroup, err)
+		return nil, fmt.Errorf("shim cgroup %q: %w", o.ShimCgroup, err)
 	}
-	if err := cg.Add(pid); err != nil {
-		return fmt.Errorf("move shim into cgroup %q: %w", o.ShimCgroup, err)
-	}
-	return nil
+	return cg, nil
 }
