@@ -110,6 +110,30 @@ husk_fail(int err, const char *what, const char *entry, const char *why)
 	_exit(1);
 }
 
+// husk_env_copy copies the value of the environment variable name into buf
+// and returns 1, or returns 0 if it is unset. An empty value, or one that
+// does not fit, fails ("empty <what>", "<what> too long").
+static int husk_env_copy(const char *name, char *buf, size_t size, const char *what)
+{
+	const char *value = getenv(name);
+	char why[64];
+	size_t len;
+
+	if (value == NULL)
+		return 0;
+	len = strnlen(value, size);
+	if (len == 0) {
+		snprintf(why, sizeof(why), "empty %s", what);
+		husk_fail(EINVAL, "parse", "", why);
+	}
+	if (len >= size) {
+		snprintf(why, sizeof(why), "%s too long", what);
+		husk_fail(E2BIG, "parse", "", why);
+	}
+	memcpy(buf, value, len + 1);
+	return 1;
+}
+
 // husk_cgroup_join moves the (still single-threaded) process into the cgroup
 // v1 hierarchies whose tasks files the parent opened: writing "0" to a tasks
 // file moves the calling thread, which the kernel does without its global
@@ -119,20 +143,12 @@ husk_fail(int err, const char *what, const char *entry, const char *why)
 // works from inside a new user namespace too.
 static void husk_cgroup_join(void)
 {
-	const char *value = getenv(HUSK_CGROUP_ENV);
 	char buf[256];
 	int fds[HUSK_MAX_ENTRIES];
 	int count = 0;
-	size_t len;
 
-	if (value == NULL)
+	if (!husk_env_copy(HUSK_CGROUP_ENV, buf, sizeof(buf), "cgroup fd list"))
 		return;
-	len = strnlen(value, sizeof(buf));
-	if (len == 0)
-		husk_fail(EINVAL, "parse", "", "empty cgroup fd list");
-	if (len >= sizeof(buf))
-		husk_fail(E2BIG, "parse", "", "cgroup fd list too long");
-	memcpy(buf, value, len + 1);
 
 	// Validate the whole list before writing anything. Plain decimal only;
 	// fds 0-2 are stdio and 3 is the sync socket.
@@ -186,7 +202,6 @@ __attribute__((constructor)) static void husk_constructor(void)
 
 static void husk_nsenter(void)
 {
-	const char *value = getenv(HUSK_ENV);
 	char buf[HUSK_MAX_VALUE];
 	struct {
 		const char *entry, *path;
@@ -194,18 +209,11 @@ static void husk_nsenter(void)
 	} ents[HUSK_MAX_ENTRIES];
 	const size_t ntypes = sizeof(husk_ns_types) / sizeof(husk_ns_types[0]);
 	int count = 0;
-	size_t len;
 
-	if (value == NULL)
+	if (!husk_env_copy(HUSK_ENV, buf, sizeof(buf), "value"))
 		return;
 
 	// Parse and validate the whole value before joining anything.
-	len = strnlen(value, sizeof(buf));
-	if (len == 0)
-		husk_fail(EINVAL, "parse", "", "empty value");
-	if (len >= sizeof(buf))
-		husk_fail(E2BIG, "parse", "", "value too long");
-	memcpy(buf, value, len + 1);
 
 	for (char *entry = buf;;) {
 		char *comma = strchr(entry, ','), *colon;
