@@ -192,6 +192,8 @@ func (r *Runtime) spawn(ctx context.Context, o spawnOpts) (_ *child, retErr erro
 		if err := place.AddToDir(c.pid); err != nil {
 			return nil, fmt.Errorf("add process %d to cgroup: %w", c.pid, err)
 		}
+	default:
+		log.G(ctx).WithField("pid", c.pid).Debug("process born in its cgroup (CLONE_INTO_CGROUP)")
 	}
 	if st, err := procStartTime(c.pid); err == nil {
 		c.startTime = st

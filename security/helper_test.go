@@ -184,7 +184,11 @@ func helperNotify() error {
 		}
 		done <- nil
 	}()
-	_, _, errno := unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+	// Syscall, not RawSyscall: the notified call blocks until the listener
+	// goroutine answers, and that goroutine needs a P to run on. A raw
+	// syscall keeps this thread's P, so with GOMAXPROCS=1 (a 1-CPU VM) the
+	// listener never runs and both wait forever.
+	_, _, errno := unix.Syscall(unix.SYS_GETPPID, 0, 0, 0)
 	if err := <-done; err != nil {
 		return err
 	}
