@@ -26,10 +26,8 @@ import (
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -220,7 +218,7 @@ func (s *relShim) stop(id string) {
 }
 
 // alive says the shim daemon still runs (a zombie does not).
-func (s *relShim) alive() bool { return relAlive(s.pid) }
+func (s *relShim) alive() bool { return procAlive(s.pid) }
 
 // shutdown asks the shim to exit and waits for it.
 func (s *relShim) shutdown() error {
@@ -249,7 +247,7 @@ func (s *relShim) leftovers(id string) []string {
 		}
 	}
 	if s.pid > 0 {
-		for _, c := range relAllChildren(s.pid) {
+		for _, c := range procChildren(s.pid, func(_ string, st byte) bool { return st != 'Z' }) {
 			out = append(out, fmt.Sprintf("shim child %d", c))
 		}
 	}
@@ -283,30 +281,6 @@ func (s *relShim) cleanup() {
 		t.Logf("direct shim log:\n%s", truncate(s.log.String(), 8000))
 	}
 	os.RemoveAll(s.dir)
-}
-
-// relAllChildren lists the live (non-zombie) children of parent.
-func relAllChildren(parent int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		i := strings.LastIndexByte(st, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(st[i+1:])
-		if len(f) > 1 && f[1] == fmt.Sprint(parent) && f[0] != "Z" {
-			var pid int
-			fmt.Sscan(e.Name(), &pid)
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // relErrKind names the errdefs kind of a ttrpc/grpc error.
@@ -490,38 +464,14 @@ func TestBadInputSpecs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			id := uniqueID(t)
 			ctx := testCtx(t)
-			var c containerd.Container
-			var taskOpts []containerd.NewTaskOpts
-			if tc.noSnapshot {
-				c = newContainerNoSnapshot(t, ctx, id, tc.opts...)
-				if tc.rootfs != nil {
-					taskOpts = append(taskOpts, containerd.WithRootFS(tc.rootfs))
-				}
-			} else {
-				c = newContainer(t, ctx, id, tc.opts...)
-			}
-			task, err := c.NewTask(ctx, cio.NullIO, taskOpts...)
-			if err == nil {
-				task.Delete(ctx, containerd.WithProcessKill)
-				t.Fatalf("NewTask succeeded, want an error mentioning %q", tc.want)
-			}
-			t.Logf("error (expected): %v", err)
-			msg := strings.ToLower(err.Error())
-			if !slices.ContainsFunc(tc.want, func(w string) bool { return strings.Contains(msg, w) }) {
-				t.Errorf("NewTask error %q does not mention %q", err, tc.want)
-			}
+			c, taskOpts := newBadContainer(t, ctx, uniqueID(t), tc.noSnapshot, tc.rootfs, tc.opts...)
+			err := assertNewTaskRefused(t, ctx, c, tc.want, taskOpts...)
 			if tc.kind != "" {
 				if k := relErrKind(err); k != tc.kind {
 					t.Errorf("NewTask error is %s, want %s: %v", k, tc.kind, err)
 				}
 			}
-			if _, err := c.Task(ctx, nil); err == nil {
-				t.Errorf("a task exists after the failed NewTask")
-			}
-			deleteContainer(t, ctx, c)
-			assertNoLeaks(t, id)
 		})
 	}
 }
@@ -541,7 +491,7 @@ func TestBadInputSymlinkEscape(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out syncBuffer
-	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
+	task, err := c.NewTask(ctx, outputIO(&out, &out))
 	if err != nil {
 		// Refusing is fine too, if it says why.
 		t.Logf("NewTask refused the escaping destination: %v", err)

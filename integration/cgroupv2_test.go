@@ -35,7 +35,6 @@ import (
 	v2stats "github.com/containerd/cgroups/v3/cgroup2/stats"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
@@ -121,7 +120,7 @@ func v2Create(t *testing.T, ctx context.Context, id string, opts ...oci.SpecOpts
 	t.Helper()
 	c := newContainer(t, ctx, id, opts...)
 	out := &syncBuffer{}
-	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, out, out), cio.WithFIFODir(cd.fifoDir)))
+	task, err := c.NewTask(ctx, outputIO(out, out))
 	if err != nil {
 		t.Fatalf("NewTask %s: %v", id, err)
 	}
@@ -245,28 +244,8 @@ func TestCgroupV2Placement(t *testing.T) {
 	}
 	v.start(t, ctx)
 
-	pspec := *v2Spec(t, ctx, v.c).Process
-	pspec.Args = []string{"cat", "/proc/self/cgroup"}
 	var eout syncBuffer
-	p, err := v.task.Exec(ctx, "cgview", &pspec, cio.NewCreator(cio.WithStreams(nil, &eout, &eout), cio.WithFIFODir(cd.fifoDir)))
-	if err != nil {
-		t.Fatalf("Exec: %v", err)
-	}
-	ec, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatalf("exec Start: %v", err)
-	}
-	select {
-	case <-ec:
-	case <-time.After(30 * time.Second):
-		t.Fatal("exec did not finish")
-	}
-	if _, err := p.Delete(ctx); err != nil {
-		t.Errorf("exec Delete: %v", err)
-	}
+	p, _ := runExec(t, ctx, v.task, "cgview", execSpec(t, ctx, id, "cat", "/proc/self/cgroup"), outputIO(&eout, &eout), 30*time.Second)
 	if got := strings.TrimSpace(eout.String()); got != want {
 		t.Errorf("exec: /proc/self/cgroup = %q, want %q", got, want)
 	}
@@ -376,7 +355,7 @@ func TestCgroupV2Memory(t *testing.T) {
 	t.Run("oom", func(t *testing.T) {
 		ctx := v2Ctx(t)
 		id := uniqueID(t)
-		topics := resWatchTopics(t, ctx, id)
+		topics := watchTopics(t, ctx, id)
 		// Swap == limit: no swap, so the hog is killed whatever the host's swap.
 		v := v2Create(t, ctx, id,
 			v2WithResources(func(r *specs.LinuxResources) {
@@ -390,7 +369,7 @@ func TestCgroupV2Memory(t *testing.T) {
 		if code := v.waitExit(t, 2*time.Minute); code != 137 {
 			t.Errorf("memory hog under memory.max 64 MiB exited %d, want 137; output %q", code, v.out.String())
 		}
-		if ok, seen := resWaitTopic(topics, "/tasks/oom", 15*time.Second); !ok {
+		if ok, seen := waitTopic(topics, "/tasks/oom", 15*time.Second); !ok {
 			t.Errorf("no /tasks/oom event for %s; saw %v", id, seen)
 		}
 		ev := v2Keyed(t, id, "memory.events")
@@ -695,22 +674,11 @@ func TestCgroupV2Freeze(t *testing.T) {
 	v2Require(t)
 	ctx := v2Ctx(t)
 	id := uniqueID(t)
-	topics := resWatchTopics(t, ctx, id)
+	topics := watchTopics(t, ctx, id)
 	v := v2Create(t, ctx, id, v2Sh(`i=0; while :; do i=$((i+1)); echo $i >> /counter; sleep 0.05; done`))
 	v.start(t, ctx)
 	counter := filepath.Join(upperDir(t, ctx, v.c), "counter")
-	size := func() int64 {
-		fi, err := os.Stat(counter)
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
-	advances := func() bool {
-		s0 := size()
-		return waitFor(20*time.Second, func() bool { return size() > s0 })
-	}
-	if !advances() {
+	if !fileGrows(counter, 20*time.Second) {
 		t.Fatalf("the counter loop does not run (%s)", counter)
 	}
 
@@ -726,9 +694,9 @@ func TestCgroupV2Freeze(t *testing.T) {
 	if st, err := v.task.Status(ctx); err != nil || st.Status != containerd.Paused {
 		t.Errorf("after Pause: status %+v err %v, want paused", st, err)
 	}
-	s0 := size()
+	s0 := fileSize(counter)
 	time.Sleep(time.Second)
-	if s1 := size(); s1 != s0 {
+	if s1 := fileSize(counter); s1 != s0 {
 		t.Errorf("the counter advanced while paused (%d → %d bytes)", s0, s1)
 	}
 
@@ -741,14 +709,10 @@ func TestCgroupV2Freeze(t *testing.T) {
 	if st, err := v.task.Status(ctx); err != nil || st.Status != containerd.Running {
 		t.Errorf("after Resume: status %+v err %v, want running", st, err)
 	}
-	if !advances() {
+	if !fileGrows(counter, 20*time.Second) {
 		t.Errorf("the counter does not advance after Resume")
 	}
-	for _, tp := range []string{"/tasks/paused", "/tasks/resumed"} {
-		if ok, seen := resWaitTopic(topics, tp, 15*time.Second); !ok {
-			t.Errorf("no %s event for %s; saw %v", tp, id, seen)
-		}
-	}
+	expectTopics(t, topics, id, 15*time.Second, "/tasks/paused", "/tasks/resumed")
 
 	// Killed while paused: SIGKILL reaches frozen tasks on v2.
 	if err := v.task.Pause(ctx); err != nil {
@@ -828,10 +792,7 @@ func TestCgroupV2Kill(t *testing.T) {
 			t.Errorf("cgroup %s still exists after Delete (procs %v)", v2Dir(v.id), cgroupPids(v2Dir(v.id)))
 		}
 		for _, p := range stray {
-			if !waitFor(10*time.Second, func() bool {
-				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-				return err != nil || !strings.Contains(string(b), "1000")
-			}) {
+			if !waitProcGone(p, "sleep 1000", 10*time.Second) {
 				t.Errorf("stray process %d (sleep 1000) survived Delete", p)
 			}
 		}
@@ -1060,12 +1021,7 @@ func TestCgroupV2BadInput(t *testing.T) {
 			ctx := v2Ctx(t)
 			id := uniqueID(t)
 			c := newContainer(t, ctx, id, oci.WithProcessArgs("true"), tc.opt)
-			task, err := c.NewTask(ctx, cio.NullIO)
-			if err == nil {
-				_, _ = task.Delete(ctx, containerd.WithProcessKill)
-				t.Fatalf("NewTask succeeded, want an error mentioning %q", tc.wantText)
-			}
-			t.Logf("NewTask error (expected): %v", err)
+			err := newTaskMustFail(t, ctx, c, tc.wantText)
 			if !strings.Contains(err.Error(), tc.wantText) {
 				t.Errorf("NewTask error %q does not mention %q", err, tc.wantText)
 			}
@@ -1086,7 +1042,7 @@ func TestCgroupV2DeleteAction(t *testing.T) {
 	v2Require(t)
 	ctx := v2Ctx(t)
 	id := uniqueID(t)
-	topics := resWatchTopics(t, ctx, id)
+	topics := watchTopics(t, ctx, id)
 	v := v2Create(t, ctx, id, oci.WithHostNamespace(specs.PIDNamespace), v2Sh(`sleep 1000 & echo ready; exec sleep 999`))
 	v.start(t, ctx)
 	v.waitOutput(t, "ready", time.Minute)
@@ -1097,29 +1053,12 @@ func TestCgroupV2DeleteAction(t *testing.T) {
 	if err := v.task.Pause(ctx); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
-	shim := 0
-	for _, p := range ourShims() {
-		if p.id == id {
-			shim = p.pid
-		}
-	}
-	if shim == 0 {
-		t.Fatalf("no shim process serving %s", id)
-	}
-	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill shim %d: %v", shim, err)
-	}
-	if ok, seen := resWaitTopic(topics, "/tasks/delete", time.Minute); !ok {
-		t.Fatalf("no /tasks/delete within a minute of the shim's death; saw %v", seen)
-	}
+	killShim(t, id, topics, time.Minute)
 	if v2Exists(v.dir) {
 		t.Errorf("cgroup %s still exists after the delete action (procs %v, cgroup.freeze %q)", v.dir, cgroupPids(v.dir), v2ReadFile(t, filepath.Join(v.dir, "cgroup.freeze")))
 	}
 	for _, pid := range procs {
-		if !waitFor(10*time.Second, func() bool {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			return err != nil || !strings.HasPrefix(string(b), "sleep")
-		}) {
+		if !waitProcGone(pid, "sleep", 10*time.Second) {
 			t.Errorf("container process %d survived the delete action", pid)
 		}
 	}

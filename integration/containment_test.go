@@ -136,20 +136,12 @@ func cmRun(t *testing.T, flags []string, args ...string) (string, string) {
 func cmDetached(t *testing.T, flags []string, args ...string) (string, int) {
 	t.Helper()
 	id := uniqueID(t)
-	return id, resRunDetached(t, id, flags, args...)
-}
-
-func cmStop(t *testing.T, id string) {
-	t.Helper()
-	forceDelete(testCtx(t), id)
-	assertNoLeaks(t, id)
+	return id, runDetached(t, id, flags, args...)
 }
 
 func cmExec(t *testing.T, id string, flags []string, args ...string) (string, string, error) {
 	t.Helper()
-	full := append([]string{"task", "exec", "--fifo-dir", cd.fifoDir, "--exec-id", fmt.Sprintf("x%d", idCounter.Add(1))}, flags...)
-	full = append(full, id)
-	return ctr(t, append(full, args...)...)
+	return ctrExec(t, id, fmt.Sprintf("x%d", idCounter.Add(1)), flags, args...)
 }
 
 // ---------------------------------------------------------------------------
@@ -436,7 +428,7 @@ func TestUserNamespaceContainment(t *testing.T) {
 	cmTraversableRunDir(t)
 	maps := []string{"--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"}
 	id, pid := cmDetached(t, maps, "sh", "-c", "touch /created-inside; exec sleep 1000")
-	defer cmStop(t, id)
+	defer stopContainer(t, id)
 	ctx := testCtx(t)
 	c, err := client.LoadContainer(ctx, id)
 	if err != nil {
@@ -582,7 +574,7 @@ func TestEscapeCVE20195736(t *testing.T) {
 	// Container A runs; container B is created (its init, our binary,
 	// waits for Start) in A's pid namespace, so A's processes see it.
 	idA, pidA := cmDetached(t, cmHelperMount(t), "sleep", "1000")
-	defer cmStop(t, idA)
+	defer stopContainer(t, idA)
 
 	ctx := testCtx(t)
 	idB := uniqueID(t)
@@ -693,7 +685,7 @@ func TestEscapeCVE202421626(t *testing.T) {
 	})
 	t.Run("no-leaked-fds-exec", func(t *testing.T) {
 		id, _ := cmDetached(t, helper, "sleep", "1000")
-		defer cmStop(t, id)
+		defer stopContainer(t, id)
 		out, errOut, err := cmExec(t, id, nil, "/helper", "fds")
 		if err != nil {
 			t.Fatalf("exec: %v (stderr %q)", err, errOut)
@@ -736,7 +728,7 @@ func TestEscapeCVE202421626(t *testing.T) {
 	})
 	t.Run("cwd-host-dir-exec", func(t *testing.T) {
 		id, _ := cmDetached(t, append([]string{"--with-ns", hostPidNS}, helper...), "sleep", "1000")
-		defer cmStop(t, id)
+		defer stopContainer(t, id)
 		out, errOut, err := cmExec(t, id, []string{"--cwd", hostTmp}, "/helper", "cwd")
 		if err == nil {
 			t.Errorf("an exec with cwd %s (the host's /tmp) started; helper says %q", hostTmp, out)
@@ -785,17 +777,7 @@ func TestEscapeSymlinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out syncBuffer
-		task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-		if err != nil {
-			t.Fatalf("NewTask: %v", err)
-		}
-		exitc, err := task.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
+		task, exitc := startTask(t, ctx, c, outputIO(&out, &out))
 		es := <-exitc
 		if _, err := task.Delete(ctx); err != nil {
 			t.Errorf("delete task: %v", err)
@@ -973,23 +955,8 @@ func TestContainmentBadInput(t *testing.T) {
 			if tc.skip != "" {
 				t.Skip(tc.skip)
 			}
-			id := uniqueID(t)
 			ctx := testCtx(t)
-			c := newContainer(t, ctx, id, tc.opts...)
-			task, err := c.NewTask(ctx, cio.NullIO)
-			if err == nil {
-				task.Delete(ctx, containerd.WithProcessKill)
-				t.Fatalf("NewTask succeeded, want an error mentioning %q", tc.want)
-			}
-			t.Logf("NewTask error (expected): %v", err)
-			if !strings.Contains(strings.ToLower(err.Error()), tc.want) {
-				t.Errorf("NewTask error %q does not mention %q", err, tc.want)
-			}
-			if _, err := c.Task(ctx, nil); err == nil {
-				t.Errorf("a task exists after the failed NewTask")
-			}
-			deleteContainer(t, ctx, c)
-			assertNoLeaks(t, id)
+			assertNewTaskRefused(t, ctx, newContainer(t, ctx, uniqueID(t), tc.opts...), []string{tc.want})
 		})
 	}
 	// Through ctr as well: the AppArmor flag users actually type.

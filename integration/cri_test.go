@@ -544,35 +544,6 @@ func criCgroupOf(pid int, controller string) string {
 	return ""
 }
 
-func criPPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return -1
-}
-
-func criAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// A zombie has been reaped by nobody yet but runs no more.
-	if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) {
-		return b[i+2] != 'Z'
-	}
-	return true
-}
-
 // leftovers lists what is left of pods and containers on the host: shim
 // processes, mounts, network namespaces, cgroups (besides the shim's
 // cgroup), bridge ports, IP reservations, CNI result caches and the given
@@ -624,7 +595,7 @@ func (e *criEnv) leftovers(pids []int, sandboxIDs []string) []string {
 		}
 	}
 	for _, pid := range pids {
-		if criAlive(pid) {
+		if procAlive(pid) {
 			problems = append(problems, fmt.Sprintf("process %d still alive", pid))
 		}
 	}
@@ -818,7 +789,7 @@ func testCRIPod(t *testing.T, e *criEnv) {
 		t.Fatalf("pod IP %q is not in %s (CNI)", podIP, criSubnet)
 	}
 	pausePid := int(criJNum(pod, "info", "pid"))
-	if !criAlive(pausePid) {
+	if !procAlive(pausePid) {
 		t.Fatalf("pause pid %d is not alive", pausePid)
 	}
 	pids = append(pids, pausePid)
@@ -898,7 +869,7 @@ func testCRIPod(t *testing.T, e *criEnv) {
 		}
 	}
 	for name, pid := range map[string]int{"pause": pausePid, "web": ctrPid["web"], "chat": ctrPid["chat"], "sleeper": ctrPid["sleeper"]} {
-		if pp := criPPid(pid); pp != shimPid {
+		if pp := procParent(pid); pp != shimPid {
 			t.Errorf("%s (pid %d) has parent %d, want the pod's shim %d", name, pid, pp, shimPid)
 		}
 	}
@@ -1068,10 +1039,10 @@ func testCRIPod(t *testing.T, e *criEnv) {
 		if out := e.mustCrictl(t, "exec", "-s", ctrs["chat"], "wget", "-q", "-O", "-", "http://127.0.0.1:9000/"); strings.TrimSpace(out) != "pong" {
 			t.Errorf("after removing the sleeper, chat -> web printed %q, want pong", out)
 		}
-		if !criAlive(pausePid) {
+		if !procAlive(pausePid) {
 			t.Errorf("pause process %d died with the sleeper", pausePid)
 		}
-		if criAlive(ctrPid["sleeper"]) {
+		if procAlive(ctrPid["sleeper"]) {
 			t.Errorf("the sleeper's process %d is still alive after rm", ctrPid["sleeper"])
 		}
 		for _, base := range cgroupBases() {

@@ -26,7 +26,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -53,7 +52,13 @@ func runDetached(t *testing.T, id string, flags []string, args ...string) int {
 // loadTask returns the task of container id.
 func loadTask(t *testing.T, id string) containerd.Task {
 	t.Helper()
-	ctx := testCtx(t)
+	_, task := loadContainer(t, testCtx(t), id)
+	return task
+}
+
+// loadContainer returns container id and its task.
+func loadContainer(t testing.TB, ctx context.Context, id string) (containerd.Container, containerd.Task) {
+	t.Helper()
 	c, err := client.LoadContainer(ctx, id)
 	if err != nil {
 		t.Fatalf("load container %s: %v", id, err)
@@ -62,7 +67,7 @@ func loadTask(t *testing.T, id string) containerd.Task {
 	if err != nil {
 		t.Fatalf("load task %s: %v", id, err)
 	}
-	return task
+	return c, task
 }
 
 // stopContainer kills the task of id, deletes it and the container, and
@@ -120,6 +125,20 @@ func shimOf(t *testing.T, id string) int {
 	}
 	t.Fatalf("no shim process found for container %s", id)
 	return 0
+}
+
+// killShim SIGKILLs the shim serving container id and waits up to timeout
+// for the /tasks/delete of id on topics (watchTopics), which containerd
+// publishes once it has run the shim's delete action.
+func killShim(t *testing.T, id string, topics <-chan string, timeout time.Duration) {
+	t.Helper()
+	shim := shimOf(t, id)
+	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill shim %d: %v", shim, err)
+	}
+	if ok, seen := waitTopic(topics, "/tasks/delete", timeout); !ok {
+		t.Fatalf("no /tasks/delete within %v of the shim's death; saw %v", timeout, seen)
+	}
 }
 
 // shimFds lists the shim's open fds as "fd -> target".
@@ -235,46 +254,6 @@ func checkFifoDirEmpty(t *testing.T, dir string) {
 	}
 }
 
-// execEventLog collects the task events of one container, in order.
-type execEventLog struct {
-	mu     sync.Mutex
-	events []any
-	cancel context.CancelFunc
-}
-
-func subscribeExecEvents(t *testing.T, id string) *execEventLog {
-	t.Helper()
-	ctx, cancel := context.WithCancel(testCtx(t))
-	l := &execEventLog{cancel: cancel}
-	t.Cleanup(cancel)
-	envc, errc := client.Subscribe(ctx, fmt.Sprintf(`namespace==%s,topic~="^/tasks/"`, testNS))
-	go func() {
-		for {
-			select {
-			case env := <-envc:
-				ev, err := typeurl.UnmarshalAny(env.Event)
-				if err != nil || eventContainerID(ev) != id {
-					continue
-				}
-				l.mu.Lock()
-				l.events = append(l.events, ev)
-				l.mu.Unlock()
-			case <-errc:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return l
-}
-
-func (l *execEventLog) snapshot() []any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]any(nil), l.events...)
-}
-
 // ---------------------------------------------------------------------------
 // exec basics
 
@@ -373,25 +352,9 @@ func TestExecProcessSettings(t *testing.T) {
 	spec.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 321, Soft: 123}}
 	spec.NoNewPrivileges = true
 	var out syncBuffer
-	p, err := task.Exec(ctx, "settings", spec, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exitc, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatalf("start exec: %v", err)
-	}
-	if st := <-exitc; st.ExitCode() != 0 {
+	if _, st := runExec(t, ctx, task, "settings", spec, outputIO(&out, &out), ctrTimeout); st.ExitCode() != 0 {
 		t.Errorf("exec exited %d: %s", st.ExitCode(), out.String())
 	}
-	p.IO().Wait()
-	if _, err := p.Delete(ctx); err != nil {
-		t.Error(err)
-	}
-	p.IO().Close()
 	got := out.String()
 	for _, want := range []string{
 		"uid=1000(husk) gid=1000(husk) groups=65534(nogroup)\n",
@@ -461,17 +424,7 @@ func TestExecUserNamespace(t *testing.T) {
 	task := loadTask(t, id)
 	spec := execSpec(t, ctx, id, "sleep", "1000")
 	spec.User = specs.User{UID: 1000, GID: 1000}
-	p, err := task.Exec(ctx, "u2", spec, cio.NullIO)
-	if err != nil {
-		t.Fatalf("Exec: %v", err)
-	}
-	exitc, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatalf("Start exec as 1000 in the user namespace: %v", err)
-	}
+	p, exitc := startExec(t, ctx, task, "u2", spec, cio.NullIO)
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if m := regexp.MustCompile(`(?m)^Uid:\s+(\d+)`).FindSubmatch(status); m == nil || string(m[1]) != "101000" {
 		t.Errorf("host uid of the exec running as 1000 in the container = %q, want 101000\n%s", m, status)
@@ -758,13 +711,7 @@ func TestCloseIO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exitc, err := p.Wait(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			exitc := waitAndStart(t, ctx, "cat", p)
 			w.Write([]byte("hello\n"))
 			want := "hello\n"
 			if tc.terminal {
@@ -945,13 +892,7 @@ func TestLogURIs(t *testing.T) {
 				if err != nil {
 					t.Fatalf("NewTask with a terminal and %s: %v", uri, err)
 				}
-				exitc, err := task.Wait(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := task.Start(ctx); err != nil {
-					t.Fatal(err)
-				}
+				exitc := waitAndStart(t, ctx, "task with a terminal and "+uri, task)
 				select {
 				case <-exitc:
 				case <-time.After(20 * time.Second):
@@ -1030,7 +971,7 @@ func TestConcurrentExecs(t *testing.T) {
 	ctx := testCtx(t)
 	initPid := runDetached(t, id, nil, "sleep", "1000")
 	base := takeShimBaseline(t, id)
-	events := subscribeExecEvents(t, id)
+	events := recordEvents(t, ctx, id)
 	task := loadTask(t, id)
 	fifoDir := filepath.Join(cd.dir, "fifo-"+id)
 
@@ -1221,15 +1162,8 @@ func TestExecErrors(t *testing.T) {
 		initPid := runDetached(t, id, nil, "sleep", "1000")
 		base := takeShimBaseline(t, id)
 		task := loadTask(t, id)
-		p, err := task.Exec(ctx, "dup", execSpec(t, ctx, id, "sleep", "1000"), cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exitc, _ := p.Wait(ctx)
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		_, err = task.Exec(ctx, "dup", execSpec(t, ctx, id, "true"), cio.NullIO)
+		p, exitc := startExec(t, ctx, task, "dup", execSpec(t, ctx, id, "sleep", "1000"), cio.NullIO)
+		_, err := task.Exec(ctx, "dup", execSpec(t, ctx, id, "true"), cio.NullIO)
 		if err == nil {
 			t.Errorf("a second exec with id dup succeeded")
 		} else if !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "dup") {
@@ -1403,17 +1337,7 @@ func TestExecIntoCreatedThenDelete(t *testing.T) {
 		t.Fatalf("NewTask: %v", err)
 	}
 	t.Cleanup(func() { stopContainer(t, id) })
-	p, err := task.Exec(ctx, "long", execSpec(t, ctx, id, "sleep", "1000"), cio.NullIO)
-	if err != nil {
-		t.Fatalf("Exec into the created container: %v", err)
-	}
-	exitc, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatalf("start the exec: %v", err)
-	}
+	p, exitc := startExec(t, ctx, task, "long", execSpec(t, ctx, id, "sleep", "1000"), cio.NullIO)
 	execPid := int(p.Pid())
 	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil {
 		t.Fatalf("delete the created task with a running exec: %v", err)

@@ -5,20 +5,23 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	apievents "github.com/containerd/containerd/api/events"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ctrRun runs `ctr run --rm --runtime RUNTIME [flags] IMAGE id args...` and
@@ -135,14 +138,7 @@ func TestExitCodes(t *testing.T) {
 		mustCtr(t, append(args, imageRef, id, "sleep", "1000")...)
 
 		ctx := testCtx(t)
-		c, err := client.LoadContainer(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		task, err := c.Task(ctx, nil)
-		if err != nil {
-			t.Fatalf("load task after ctr run -d: %v", err)
-		}
+		_, task := loadContainer(t, ctx, id)
 		if st, err := task.Status(ctx); err != nil || st.Status != containerd.Running {
 			t.Fatalf("after ctr run -d: status %+v, err %v; want running", st, err)
 		}
@@ -184,17 +180,7 @@ func TestExitCodes(t *testing.T) {
 		script := `trap "echo trapped; exit 7" TERM; echo ready; while true; do sleep 0.1; done`
 		c := newContainer(t, ctx, id, oci.WithProcessArgs("sh", "-c", script))
 		var out syncBuffer
-		task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-		if err != nil {
-			t.Fatalf("NewTask: %v", err)
-		}
-		exitc, err := task.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
+		task, exitc := startTask(t, ctx, c, outputIO(&out, &out))
 		if !waitFor(10*time.Second, func() bool { return strings.Contains(out.String(), "ready") }) {
 			t.Fatalf("container never printed ready; output %q", out.String())
 		}
@@ -262,28 +248,7 @@ func TestLifecycleClient(t *testing.T) {
 	id := uniqueID(t)
 	ctx := testCtx(t)
 
-	evctx, evcancel := context.WithCancel(ctx)
-	defer evcancel()
-	envc, errc := client.Subscribe(evctx, fmt.Sprintf(`namespace==%s,topic~="^/tasks/"`, testNS))
-	topics := make(chan string, 100)
-	go func() {
-		for {
-			select {
-			case env := <-envc:
-				ev, err := typeurl.UnmarshalAny(env.Event)
-				if err != nil {
-					continue
-				}
-				if cid := eventContainerID(ev); cid == id {
-					topics <- env.Topic
-				}
-			case <-errc:
-				return
-			case <-evctx.Done():
-				return
-			}
-		}
-	}()
+	topics := watchTopics(t, ctx, id)
 
 	c := newContainer(t, ctx, id, oci.WithProcessArgs("sh", "-c", "touch /ran; exec sleep 1000"))
 	upper := upperDir(t, ctx, c)
@@ -305,13 +270,7 @@ func TestLifecycleClient(t *testing.T) {
 		t.Errorf("the process ran before Start: %s exists", ran)
 	}
 
-	exitc, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	exitc := waitAndStart(t, ctx, "task "+id, task)
 	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Running {
 		t.Errorf("after Start: status %+v err %v, want running", st, err)
 	}
@@ -349,20 +308,7 @@ func TestLifecycleClient(t *testing.T) {
 	}
 
 	want := []string{"/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"}
-	var got []string
-	timeout := time.After(10 * time.Second)
-collect:
-	for {
-		select {
-		case tp := <-topics:
-			got = append(got, tp)
-			if tp == "/tasks/delete" {
-				break collect
-			}
-		case <-timeout:
-			break collect
-		}
-	}
+	_, got := waitTopic(topics, "/tasks/delete", 10*time.Second)
 	if !inOrder(got, want) {
 		t.Errorf("task events for %s = %v, want %v in that order", id, got, want)
 	}
@@ -399,37 +345,9 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			id := uniqueID(t)
 			ctx := testCtx(t)
-			var c containerd.Container
-			var taskOpts []containerd.NewTaskOpts
-			if tc.rootfs != nil {
-				c = newContainerNoSnapshot(t, ctx, id, tc.opts...)
-				taskOpts = append(taskOpts, containerd.WithRootFS(tc.rootfs))
-			} else {
-				c = newContainer(t, ctx, id, tc.opts...)
-			}
-			task, err := c.NewTask(ctx, cio.NullIO, taskOpts...)
-			if err == nil {
-				_, _ = task.Delete(ctx, containerd.WithProcessKill)
-				t.Fatalf("NewTask succeeded, want an error mentioning %q", tc.wantText)
-			}
-			t.Logf("NewTask error (expected): %v", err)
-			msg := strings.ToLower(err.Error())
-			found := false
-			for _, w := range tc.wantText {
-				if strings.Contains(msg, w) {
-					found = true
-				}
-			}
-			if !found {
-				t.Errorf("NewTask error %q does not mention %q", err, tc.wantText)
-			}
-			if _, err := c.Task(ctx, nil); err == nil {
-				t.Errorf("a task exists after the failed NewTask")
-			}
-			deleteContainer(t, ctx, c)
-			assertNoLeaks(t, id)
+			c, taskOpts := newBadContainer(t, ctx, uniqueID(t), tc.rootfs != nil, tc.rootfs, tc.opts...)
+			assertNewTaskRefused(t, ctx, c, tc.wantText, taskOpts...)
 		})
 	}
 }
@@ -481,6 +399,116 @@ func deleteContainer(t *testing.T, ctx context.Context, c containerd.Container) 
 	}
 }
 
+// outputIO is the stdio of a process without stdin whose stdout and stderr
+// go to the given writers (through FIFOs in the test containerd's fifo dir).
+func outputIO(stdout, stderr io.Writer) cio.Creator {
+	return cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(cd.fifoDir))
+}
+
+// waitAndStart subscribes to the exit of p (a task or an exec), then starts
+// it, so that its exit cannot be missed. what names p in failure messages.
+func waitAndStart(t testing.TB, ctx context.Context, what string, p containerd.Process) <-chan containerd.ExitStatus {
+	t.Helper()
+	exitc, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatalf("%s: Wait: %v", what, err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("%s: Start: %v", what, err)
+	}
+	return exitc
+}
+
+// startTask creates the task of c with stdio ioc and starts it; it returns
+// the task and its exit channel.
+func startTask(t testing.TB, ctx context.Context, c containerd.Container, ioc cio.Creator) (containerd.Task, <-chan containerd.ExitStatus) {
+	t.Helper()
+	task, err := c.NewTask(ctx, ioc)
+	if err != nil {
+		t.Fatalf("task %s: NewTask: %v", c.ID(), err)
+	}
+	return task, waitAndStart(t, ctx, "task "+c.ID(), task)
+}
+
+// newTaskMustFail creates the task of c, which must fail: if it does not,
+// the task is deleted and the test stops, saying it wanted an error
+// mentioning want. The (logged) error is returned for the caller to check.
+func newTaskMustFail(t testing.TB, ctx context.Context, c containerd.Container, want any, opts ...containerd.NewTaskOpts) error {
+	t.Helper()
+	task, err := c.NewTask(ctx, cio.NullIO, opts...)
+	if err == nil {
+		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+		t.Fatalf("NewTask succeeded, want an error mentioning %q", want)
+	}
+	t.Logf("NewTask error (expected): %v", err)
+	return err
+}
+
+// newBadContainer creates container id for a NewTask that is to fail: from
+// the test image or, if noSnapshot, without a rootfs snapshot, in which case
+// the returned NewTask options pass rootfs (if any) as the task's root.
+func newBadContainer(t *testing.T, ctx context.Context, id string, noSnapshot bool, rootfs []mount.Mount, opts ...oci.SpecOpts) (containerd.Container, []containerd.NewTaskOpts) {
+	t.Helper()
+	if !noSnapshot {
+		return newContainer(t, ctx, id, opts...), nil
+	}
+	c := newContainerNoSnapshot(t, ctx, id, opts...)
+	if rootfs == nil {
+		return c, nil
+	}
+	return c, []containerd.NewTaskOpts{containerd.WithRootFS(rootfs)}
+}
+
+// assertNewTaskRefused checks that NewTask of c fails with an error that
+// mentions one of want (lower case; the error is compared in lower case)
+// and that no task exists afterwards; then it deletes c and checks that
+// nothing is left of it. The error is returned for further checks.
+func assertNewTaskRefused(t *testing.T, ctx context.Context, c containerd.Container, want []string, opts ...containerd.NewTaskOpts) error {
+	t.Helper()
+	err := newTaskMustFail(t, ctx, c, want, opts...)
+	msg := strings.ToLower(err.Error())
+	if !slices.ContainsFunc(want, func(w string) bool { return strings.Contains(msg, w) }) {
+		t.Errorf("NewTask error %q does not mention %q", err, want)
+	}
+	if _, err := c.Task(ctx, nil); err == nil {
+		t.Errorf("a task exists after the failed NewTask")
+	}
+	deleteContainer(t, ctx, c)
+	assertNoLeaks(t, c.ID())
+	return err
+}
+
+// startExec adds exec execID with process spec and stdio ioc to task and
+// starts it; it returns the exec and its exit channel.
+func startExec(t testing.TB, ctx context.Context, task containerd.Task, execID string, spec *specs.Process, ioc cio.Creator) (containerd.Process, <-chan containerd.ExitStatus) {
+	t.Helper()
+	what := fmt.Sprintf("exec %s %q", execID, spec.Args)
+	p, err := task.Exec(ctx, execID, spec, ioc)
+	if err != nil {
+		t.Fatalf("%s: Exec: %v", what, err)
+	}
+	return p, waitAndStart(t, ctx, what, p)
+}
+
+// runExec runs exec execID (startExec) to its end: it waits up to timeout
+// for the exit, then for the output to be copied, and deletes the exec. It
+// returns the exec (its pid stays readable) and its exit status.
+func runExec(t testing.TB, ctx context.Context, task containerd.Task, execID string, spec *specs.Process, ioc cio.Creator, timeout time.Duration) (containerd.Process, containerd.ExitStatus) {
+	t.Helper()
+	p, exitc := startExec(t, ctx, task, execID, spec, ioc)
+	var st containerd.ExitStatus
+	select {
+	case st = <-exitc:
+	case <-time.After(timeout):
+		t.Fatalf("exec %s %q did not exit within %v", execID, spec.Args, timeout)
+	}
+	p.IO().Wait()
+	if _, err := p.Delete(ctx); err != nil {
+		t.Errorf("exec %s: Delete: %v", execID, err)
+	}
+	return p, st
+}
+
 // upperDir returns the overlay upperdir of the container's snapshot, where
 // files the container creates appear on the host.
 func upperDir(t *testing.T, ctx context.Context, c containerd.Container) string {
@@ -507,28 +535,124 @@ func upperDir(t *testing.T, ctx context.Context, c containerd.Container) string 
 	return ""
 }
 
+// eventContainerID is the container a task event is about ("" for an event
+// that names none).
 func eventContainerID(ev any) string {
-	switch e := ev.(type) {
-	case *apievents.TaskCreate:
-		return e.ContainerID
-	case *apievents.TaskStart:
-		return e.ContainerID
-	case *apievents.TaskExit:
-		return e.ContainerID
-	case *apievents.TaskDelete:
-		return e.ContainerID
-	case *apievents.TaskOOM:
-		return e.ContainerID
-	case *apievents.TaskExecAdded:
-		return e.ContainerID
-	case *apievents.TaskExecStarted:
-		return e.ContainerID
-	case *apievents.TaskPaused:
-		return e.ContainerID
-	case *apievents.TaskResumed:
-		return e.ContainerID
+	if e, ok := ev.(interface{ GetContainerID() string }); ok {
+		return e.GetContainerID()
 	}
 	return ""
+}
+
+// watchTaskEvents subscribes to the /tasks/ events of the test namespace and
+// calls f with the topic and the decoded event of each, in the order
+// containerd delivers them, from one goroutine, until ctx ends or the
+// subscription fails. The returned channel is closed when it stops.
+func watchTaskEvents(ctx context.Context, f func(topic string, ev any)) <-chan struct{} {
+	envc, errc := client.Subscribe(ctx, fmt.Sprintf(`namespace==%s,topic~="^/tasks/"`, testNS))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case env := <-envc:
+				ev, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				f(env.Topic, ev)
+			case <-errc:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// watchTopics sends the topics of the /tasks/ events of container id on the
+// returned channel (dropping them if nobody reads) until the test ends.
+func watchTopics(t *testing.T, ctx context.Context, id string) <-chan string {
+	t.Helper()
+	evctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	topics := make(chan string, 100)
+	watchTaskEvents(evctx, func(topic string, ev any) {
+		if eventContainerID(ev) == id {
+			select {
+			case topics <- topic:
+			default:
+			}
+		}
+	})
+	return topics
+}
+
+// waitTopic waits for topic on topics; the topics seen meanwhile are
+// returned for the error message.
+func waitTopic(topics <-chan string, topic string, timeout time.Duration) (bool, []string) {
+	var seen []string
+	deadline := time.After(timeout)
+	for {
+		select {
+		case tp := <-topics:
+			seen = append(seen, tp)
+			if tp == topic {
+				return true, seen
+			}
+		case <-deadline:
+			return false, seen
+		}
+	}
+}
+
+// expectTopics waits for each of want on topics in turn (up to timeout
+// each) and reports those that do not come for container id.
+func expectTopics(t *testing.T, topics <-chan string, id string, timeout time.Duration, want ...string) {
+	t.Helper()
+	for _, tp := range want {
+		if ok, seen := waitTopic(topics, tp, timeout); !ok {
+			t.Errorf("no %s event for %s; saw %v", tp, id, seen)
+		}
+	}
+}
+
+// eventLog records task events, in the order containerd delivered them.
+type eventLog struct {
+	mu     sync.Mutex
+	events []any
+}
+
+// recordEvents records the task events of container id (of the whole test
+// namespace if id is "") until ctx or the test ends.
+func recordEvents(t *testing.T, ctx context.Context, id string) *eventLog {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	l := &eventLog{}
+	done := watchTaskEvents(ctx, func(_ string, ev any) {
+		if id != "" && eventContainerID(ev) != id {
+			return
+		}
+		l.mu.Lock()
+		l.events = append(l.events, ev)
+		l.mu.Unlock()
+	})
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+func (l *eventLog) snapshot() []any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]any(nil), l.events...)
+}
+
+// waitFor waits until cond holds over the recorded events.
+func (l *eventLog) waitFor(timeout time.Duration, cond func([]any) bool) ([]any, bool) {
+	var evs []any
+	ok := waitFor(timeout, func() bool { evs = l.snapshot(); return cond(evs) })
+	return evs, ok
 }
 
 // inOrder reports whether the first occurrences of want appear in got in

@@ -904,3 +904,88 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// ---------------------------------------------------------------------------
+// processes and files
+
+// procStat reads /proc/<pid>/stat: the command name, the state letter and
+// the parent pid; ok is false if pid is gone or the line cannot be parsed.
+func procStat(pid int) (comm string, state byte, ppid int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, 0, false
+	}
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(s[j+1:])
+	if len(f) < 2 || len(f[0]) != 1 {
+		return "", 0, 0, false
+	}
+	if ppid, err = strconv.Atoi(f[1]); err != nil {
+		return "", 0, 0, false
+	}
+	return s[i+1 : j], f[0][0], ppid, true
+}
+
+// procAlive says pid exists and is neither a zombie nor dead. (This
+// machine's PID 1 reaps orphaned zombies only now and then; a zombie is dead
+// for our purposes.)
+func procAlive(pid int) bool {
+	_, state, _, ok := procStat(pid)
+	return ok && state != 'Z' && state != 'X'
+}
+
+// procParent is the parent pid of pid (0 if it cannot be read).
+func procParent(pid int) int {
+	_, _, ppid, _ := procStat(pid)
+	return ppid
+}
+
+// isZombie is a procChildren filter: the zombie children.
+func isZombie(_ string, state byte) bool { return state == 'Z' }
+
+// procChildren lists the children of parent for which keep(comm, state)
+// holds.
+func procChildren(parent int, keep func(comm string, state byte) bool) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, state, ppid, ok := procStat(pid); ok && ppid == parent && keep(comm, state) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// waitProcGone waits up to timeout until pid no longer runs a command line
+// starting with cmd (its arguments joined by spaces): it exited, is a zombie
+// or its pid now belongs to another program.
+func waitProcGone(pid int, cmd string, timeout time.Duration) bool {
+	return waitFor(timeout, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err != nil || !strings.HasPrefix(strings.ReplaceAll(string(b), "\x00", " "), cmd)
+	})
+}
+
+// fileSize is the size of file p, 0 if it cannot be read.
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// fileGrows reports whether file p grows within timeout (a container's
+// counter loop runs).
+func fileGrows(p string, timeout time.Duration) bool {
+	s0 := fileSize(p)
+	return waitFor(timeout, func() bool { return fileSize(p) > s0 })
+}

@@ -265,13 +265,7 @@ func runNerdctl(t *testing.T, runtime, id string, c nerdctlCase) nerdctlResult {
 	if err != nil {
 		t.Fatalf("%s: create task: %v", runtime, err)
 	}
-	exitCh, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatalf("%s: wait: %v", runtime, err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("%s: start: %v", runtime, err)
-	}
+	exitCh := waitAndStart(t, ctx, runtime+" task", task)
 	var r nerdctlResult
 	if c.readyLine != "" {
 		if s, ok := readWhenContains(filepath.Join(store, id+".stdout"), c.readyLine, 20*time.Second); !ok {
@@ -354,7 +348,7 @@ func loggerRunning(self, store string) bool {
 		if len(args) == 3 && args[1] == nerdctlLoggingArg && args[2] == store {
 			var pid int
 			fmt.Sscan(e.Name(), &pid)
-			return criAlive(pid)
+			return procAlive(pid)
 		}
 	}
 	return false
@@ -363,31 +357,9 @@ func loggerRunning(self, store string) bool {
 // nerdctlExec is `nerdctl exec`: the container's process spec with other args.
 func nerdctlExec(t *testing.T, ctx context.Context, cont containerd.Container, task containerd.Task, args []string) (string, string, uint32) {
 	t.Helper()
-	spec, err := cont.Spec(ctx)
-	if err != nil {
-		t.Fatalf("spec: %v", err)
-	}
-	pspec := *spec.Process
-	pspec.Args = args
-	pspec.Terminal = false
 	var stdout, stderr syncBuffer
 	execID := fmt.Sprintf("exec-%d", idCounter.Add(1))
-	p, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr), cio.WithFIFODir(cd.fifoDir)))
-	if err != nil {
-		t.Fatalf("exec: %v", err)
-	}
-	ch, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatalf("exec wait: %v", err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatalf("exec start: %v", err)
-	}
-	st := <-ch
-	p.IO().Wait()
-	if _, err := p.Delete(ctx); err != nil {
-		t.Errorf("exec delete: %v", err)
-	}
+	_, st := runExec(t, ctx, task, execID, execSpec(t, ctx, cont.ID(), args...), outputIO(&stdout, &stderr), ctrTimeout)
 	return stdout.String(), stderr.String(), st.ExitCode()
 }
 

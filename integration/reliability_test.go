@@ -31,7 +31,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -164,23 +163,6 @@ type relCtrTask struct {
 	status string
 }
 
-// relAlive says pid exists and is not a zombie. (This machine's PID 1
-// reaps orphaned zombies only now and then; a zombie is dead for our
-// purposes.)
-func relAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	st := s[i+2]
-	return st != 'Z' && st != 'X'
-}
-
 // relCatches says pid has a handler for sig (/proc/pid/status SigCgt).
 func relCatches(pid int, sig syscall.Signal) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -196,55 +178,11 @@ func relCatches(pid int, sig syscall.Signal) bool {
 	return false
 }
 
-// relEvents records the task events of the test namespace, in the order
-// containerd delivered them.
-type relEvents struct {
-	mu     sync.Mutex
-	events []any
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// relSubscribe starts recording task events; it stops when the test ends.
-func relSubscribe(t *testing.T) *relEvents {
+// relSubscribe records the task events of the whole test namespace until
+// the test ends (not bound to the minute of testCtx).
+func relSubscribe(t *testing.T) *eventLog {
 	t.Helper()
-	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), testNS))
-	l := &relEvents{cancel: cancel, done: make(chan struct{})}
-	envc, errc := client.Subscribe(ctx, fmt.Sprintf(`namespace==%s,topic~="^/tasks/"`, testNS))
-	go func() {
-		defer close(l.done)
-		for {
-			select {
-			case env := <-envc:
-				ev, err := typeurl.UnmarshalAny(env.Event)
-				if err != nil {
-					continue
-				}
-				l.mu.Lock()
-				l.events = append(l.events, ev)
-				l.mu.Unlock()
-			case <-errc:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-l.done })
-	return l
-}
-
-func (l *relEvents) snapshot() []any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]any(nil), l.events...)
-}
-
-// waitFor waits until cond holds over the recorded events.
-func (l *relEvents) waitFor(timeout time.Duration, cond func([]any) bool) ([]any, bool) {
-	var evs []any
-	ok := waitFor(timeout, func() bool { evs = l.snapshot(); return cond(evs) })
-	return evs, ok
+	return recordEvents(t, namespaces.WithNamespace(context.Background(), testNS), "")
 }
 
 // relTaskExit finds the TaskExit of process id (the container id for the init,
@@ -326,10 +264,7 @@ func testContainerdRestart(t *testing.T, sig syscall.Signal) {
 			args = []string{"sh", "-c", "trap 'exit 42' USR1; while :; do sleep 0.1; done"}
 		}
 		conts[i] = newContainer(t, ctx, ids[i], oci.WithProcessArgs(args...))
-		task, _, err := relStartTask(ctx, conts[i], nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, _ := startTask(t, ctx, conts[i], cio.NullIO)
 		pids[i] = int(task.Pid())
 	}
 	// The trap must be installed before the signal is sent: a PID 1 ignores
@@ -343,11 +278,11 @@ func testContainerdRestart(t *testing.T, sig syscall.Signal) {
 		if err := syscall.Kill(pids[exiter], syscall.SIGUSR1); err != nil {
 			t.Errorf("signal %s (pid %d): %v", ids[exiter], pids[exiter], err)
 		}
-		if !waitFor(20*time.Second, func() bool { return !relAlive(pids[exiter]) }) {
+		if !waitFor(20*time.Second, func() bool { return !procAlive(pids[exiter]) }) {
 			t.Errorf("container %s (pid %d) did not exit while containerd was down", ids[exiter], pids[exiter])
 		}
 		for i := range exiter {
-			if !relAlive(pids[i]) {
+			if !procAlive(pids[i]) {
 				t.Errorf("container %s (pid %d) died with containerd", ids[i], pids[i])
 			}
 		}
@@ -403,34 +338,9 @@ func testContainerdRestart(t *testing.T, sig syscall.Signal) {
 
 	// exec works.
 	var out syncBuffer
-	spec, err := conts[0].Spec(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pspec := *spec.Process
-	pspec.Args = []string{"sh", "-c", "echo exec-after-restart; exit 3"}
-	proc, err := tasks[0].Exec(ctx, "x1", &pspec, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-	if err != nil {
-		t.Fatalf("exec in %s after restart: %v", ids[0], err)
-	}
-	pexit, err := proc.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Start(ctx); err != nil {
-		t.Fatalf("start exec in %s after restart: %v", ids[0], err)
-	}
-	select {
-	case es := <-pexit:
-		if code, _, _ := es.Result(); code != 3 {
-			t.Errorf("exec after restart exited %d, want 3", code)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("exec after restart did not exit")
-	}
-	proc.IO().Wait()
-	if _, err := proc.Delete(ctx); err != nil {
-		t.Errorf("delete exec: %v", err)
+	spec := execSpec(t, ctx, ids[0], "sh", "-c", "echo exec-after-restart; exit 3")
+	if _, es := runExec(t, ctx, tasks[0], "x1", spec, outputIO(&out, &out), 15*time.Second); es.ExitCode() != 3 {
+		t.Errorf("exec after restart exited %d, want 3", es.ExitCode())
 	}
 	if got := out.String(); got != "exec-after-restart\n" {
 		t.Errorf("exec after restart printed %q", got)
@@ -506,10 +416,7 @@ func TestShimKilled(t *testing.T) {
 	evs := relSubscribe(t)
 	sockets := relSockets()
 	c := newContainer(t, ctx, id, oci.WithProcessArgs("sh", "-c", "sleep 1000 | sleep 1000"))
-	task, _, err := relStartTask(ctx, c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	task, _ := startTask(t, ctx, c, cio.NullIO)
 	var pids []int
 	if !waitFor(10*time.Second, func() bool {
 		ps, err := task.Pids(ctx)
@@ -556,7 +463,7 @@ func TestShimKilled(t *testing.T) {
 		t.Errorf("TaskExit of %s after its shim died = %+v; want pid %d, status 137 (SIGKILL)", id, x, task.Pid())
 	}
 	for _, pid := range pids {
-		if relAlive(pid) {
+		if procAlive(pid) {
 			t.Errorf("container process %d still alive after the shim's death and cleanup", pid)
 		}
 	}
@@ -769,10 +676,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		evs := relSubscribe(t)
 		id := uniqueID(t)
 		c := newContainer(t, ctx, id, oci.WithProcessArgs("sleep", "1000"))
-		task, exitc, err := relStartTask(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, exitc := startTask(t, ctx, c, cio.NullIO)
 		spec, err := c.Spec(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -841,10 +745,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		ctx := testCtx(t)
 		id := uniqueID(t)
 		c := newContainer(t, ctx, id, oci.WithProcessArgs("sleep", "1000"))
-		task, exitc, err := relStartTask(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, exitc := startTask(t, ctx, c, cio.NullIO)
 		init := int(task.Pid())
 		spec, err := c.Spec(ctx)
 		if err != nil {
@@ -855,21 +756,11 @@ func TestExitsUnderLoad(t *testing.T) {
 		// process group, which the outer setsid made it: the inner sleeps
 		// are orphans from the start.
 		p.Args = []string{"sh", "-c", "for i in 1 2 3 4 5; do setsid setsid sleep 0.1; done"}
-		proc, err := task.Exec(ctx, "orphans", &p, cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pexit, err := proc.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := proc.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		proc, pexit := startExec(t, ctx, task, "orphans", &p, cio.NullIO)
 		<-pexit
 		proc.Delete(ctx)
 		var zombies []int
-		if !waitFor(10*time.Second, func() bool { zombies = relZombieChildren(init); return len(zombies) == 5 }) {
+		if !waitFor(10*time.Second, func() bool { zombies = procChildren(init, isZombie); return len(zombies) == 5 }) {
 			t.Fatalf("want 5 zombie children of the container's PID 1 (%d), have %v", init, zombies)
 		}
 		if err := relKillAndDelete(ctx, c, task, exitc); err != nil {
@@ -889,10 +780,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		ctx := testCtx(t)
 		id := uniqueID(t)
 		c := newContainer(t, ctx, id, oci.WithProcessArgs("sleep", "1000"), oci.WithHostNamespace(specs.PIDNamespace))
-		task, exitc, err := relStartTask(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, exitc := startTask(t, ctx, c, cio.NullIO)
 		shim := shimOf(t, id)
 		spec, err := c.Spec(ctx)
 		if err != nil {
@@ -902,17 +790,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		// (The orphans must not keep the exec's stdout open.)
 		p.Args = []string{"sh", "-c", "for i in 1 2 3 4 5; do setsid setsid sleep 3 >/tmp/orphan.out 2>&1; done; echo done"}
 		var out syncBuffer
-		proc, err := task.Exec(ctx, "orphans", &p, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pexit, err := proc.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := proc.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		proc, pexit := startExec(t, ctx, task, "orphans", &p, outputIO(&out, &out))
 		<-pexit
 		proc.IO().Wait()
 		proc.Delete(ctx)
@@ -923,7 +801,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		// zombie.
 		init := int(task.Pid())
 		orphansOf := func() []int {
-			return slices.DeleteFunc(relChildren(shim, "sleep"), func(p int) bool { return p == init })
+			return slices.DeleteFunc(procChildren(shim, func(comm string, _ byte) bool { return comm == "sleep" }), func(p int) bool { return p == init })
 		}
 		var orphans []int
 		if !waitFor(5*time.Second, func() bool { orphans = orphansOf(); return len(orphans) == 5 }) {
@@ -931,7 +809,7 @@ func TestExitsUnderLoad(t *testing.T) {
 		}
 		var zombies []int
 		if !waitFor(15*time.Second, func() bool {
-			zombies = relZombieChildren(shim)
+			zombies = procChildren(shim, isZombie)
 			return len(zombies) == 0 && len(orphansOf()) == 0
 		}) {
 			t.Errorf("shim %d leaves zombie children %v (orphans still there: %v)", shim, zombies, orphansOf())
@@ -941,77 +819,6 @@ func TestExitsUnderLoad(t *testing.T) {
 		}
 		assertNoLeaks(t, id)
 	})
-}
-
-// relPPid is the parent pid of pid (0 if it cannot be read).
-func relPPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
-
-// relChildren lists the children of parent whose comm is name.
-func relChildren(parent int, name string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i {
-			continue
-		}
-		f := strings.Fields(s[j+1:])
-		if len(f) > 1 && s[i+1:j] == name && f[1] == strconv.Itoa(parent) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// relZombieChildren lists the zombie children of pid.
-func relZombieChildren(parent int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(parent) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // ---------------------------------------------------------------------------
@@ -1096,10 +903,7 @@ func TestLoadNoLeaks(t *testing.T) {
 	group := map[string]string{relGroupAnnotation: "load-" + testNS}
 	anchorID := uniqueID(t)
 	anchor := newContainer(t, ctx, anchorID, oci.WithProcessArgs("sleep", "1000"), oci.WithAnnotations(group))
-	anchorTask, anchorExit, err := relStartTask(ctx, anchor, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	anchorTask, anchorExit := startTask(t, ctx, anchor, cio.NullIO)
 	shim := shimOf(t, anchorID)
 
 	run := func(id string, grouped bool) error {
@@ -1112,7 +916,7 @@ func TestLoadNoLeaks(t *testing.T) {
 			return err
 		}
 		var out syncBuffer
-		code, err := relRunToExit(ctx, c, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
+		code, err := relRunToExit(ctx, c, outputIO(&out, &out))
 		if err != nil {
 			return err
 		}
@@ -1124,11 +928,8 @@ func TestLoadNoLeaks(t *testing.T) {
 	// The grouped containers do share the anchor's shim.
 	probeID := uniqueID(t)
 	probe := newContainer(t, ctx, probeID, oci.WithProcessArgs("sleep", "1000"), oci.WithAnnotations(group))
-	probeTask, probeExit, err := relStartTask(ctx, probe, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ppid := relPPid(int(probeTask.Pid())); ppid != shim {
+	probeTask, probeExit := startTask(t, ctx, probe, cio.NullIO)
+	if ppid := procParent(int(probeTask.Pid())); ppid != shim {
 		t.Errorf("a container with the anchor's group annotation runs under pid %d, not the anchor's shim %d", ppid, shim)
 	}
 	if err := relKillAndDelete(ctx, probe, probeTask, probeExit); err != nil {
@@ -1189,10 +990,7 @@ func TestDeleteSemantics(t *testing.T) {
 		ctx := testCtx(t)
 		id := uniqueID(t)
 		c := newContainer(t, ctx, id, oci.WithProcessArgs("sh", "-c", "exit 5"))
-		task, exitc, err := relStartTask(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, exitc := startTask(t, ctx, c, cio.NullIO)
 		<-exitc
 		es, err := task.Delete(ctx)
 		if err != nil || es.ExitCode() != 5 {
@@ -1212,10 +1010,7 @@ func TestDeleteSemantics(t *testing.T) {
 		ctx := testCtx(t)
 		id := uniqueID(t)
 		c := newContainer(t, ctx, id, oci.WithProcessArgs("sleep", "1000"))
-		task, exitc, err := relStartTask(ctx, c, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, exitc := startTask(t, ctx, c, cio.NullIO)
 		rootfs := filepath.Join(bundleDir(id), "rootfs")
 		// A host process whose cwd is in the rootfs keeps the mount busy.
 		holder := exec.Command("sleep", "1000")

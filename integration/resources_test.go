@@ -30,7 +30,6 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -189,40 +188,13 @@ func resCgroupProcs(t *testing.T, rel string) []int {
 	return slices.Compact(pids)
 }
 
-// resRunDetached runs `ctr run -d --null-io` and returns the init's host pid.
-func resRunDetached(t *testing.T, id string, flags []string, args ...string) int {
-	t.Helper()
-	cleanupContainer(t, id)
-	full := append([]string{"run", "-d", "--null-io"}, runtimeFlag()...)
-	full = append(full, flags...)
-	full = append(full, imageRef, id)
-	mustCtr(t, append(full, args...)...)
-	ctx := testCtx(t)
-	c, err := client.LoadContainer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		t.Fatalf("load task after ctr run -d: %v", err)
-	}
-	return int(task.Pid())
-}
-
 // resFinish SIGKILLs every process of the task of container id, deletes task
 // and container, and checks that the cgroup is gone in every hierarchy as
 // soon as Delete returned, and that nothing else is left.
 func resFinish(t *testing.T, id string) {
 	t.Helper()
 	ctx := testCtx(t)
-	c, err := client.LoadContainer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, task := loadContainer(t, ctx, id)
 	exitc, err := task.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -255,56 +227,6 @@ func resExpectedCgroup(cgroupsPath string) string {
 		return "/" + parts[0] + "/" + parts[1] + "-" + parts[2] + ".scope"
 	}
 	return filepath.Clean("/" + cgroupsPath)
-}
-
-// resWatchTopics subscribes to the /tasks/ events of container id and sends
-// their topics on the returned channel until the test ends.
-func resWatchTopics(t *testing.T, ctx context.Context, id string) <-chan string {
-	t.Helper()
-	evctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	envc, errc := client.Subscribe(evctx, fmt.Sprintf(`namespace==%s,topic~="^/tasks/"`, testNS))
-	topics := make(chan string, 100)
-	go func() {
-		for {
-			select {
-			case env := <-envc:
-				ev, err := typeurl.UnmarshalAny(env.Event)
-				if err != nil {
-					continue
-				}
-				if eventContainerID(ev) == id {
-					select {
-					case topics <- env.Topic:
-					default:
-					}
-				}
-			case <-errc:
-				return
-			case <-evctx.Done():
-				return
-			}
-		}
-	}()
-	return topics
-}
-
-// resWaitTopic waits for topic on topics; the topics seen meanwhile are
-// returned for the error message.
-func resWaitTopic(topics <-chan string, topic string, timeout time.Duration) (bool, []string) {
-	var seen []string
-	deadline := time.After(timeout)
-	for {
-		select {
-		case tp := <-topics:
-			seen = append(seen, tp)
-			if tp == topic {
-				return true, seen
-			}
-		case <-deadline:
-			return false, seen
-		}
-	}
 }
 
 // ---------------------------------------------------------------------------
@@ -360,17 +282,7 @@ func TestResourcesPlacement(t *testing.T) {
 		c := newContainer(t, ctx, id,
 			oci.WithHostNamespace(specs.PIDNamespace),
 			oci.WithProcessArgs("sh", "-c", "sleep 1000 & exec sleep 999"))
-		task, err := c.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			t.Fatalf("NewTask: %v", err)
-		}
-		exitc, err := task.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
+		task, exitc := startTask(t, ctx, c, cio.NullIO)
 		var procs []int
 		if !waitFor(10*time.Second, func() bool { procs = resCgroupProcs(t, rel); return len(procs) == 2 }) {
 			t.Fatalf("want the init and one stray in %s, cgroup.procs: %v", rel, procs)
@@ -392,10 +304,7 @@ func TestResourcesPlacement(t *testing.T) {
 			t.Fatalf("Delete: %v", err)
 		}
 		resAssertCgroupGone(t, rel)
-		if !waitFor(5*time.Second, func() bool {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", stray))
-			return err != nil || !strings.Contains(string(b), "1000")
-		}) {
+		if !waitProcGone(stray, "sleep 1000", 5*time.Second) {
 			t.Errorf("stray process %d (sleep 1000) survived the container", stray)
 		}
 		deleteContainer(t, ctx, c)
@@ -412,17 +321,11 @@ func TestResourcesDeleteAction(t *testing.T) {
 	ctx := testCtx(t)
 	rel := resCgroupRel(id)
 	resCleanupFrozen(t, rel)
-	topics := resWatchTopics(t, ctx, id)
+	topics := watchTopics(t, ctx, id)
 	c := newContainer(t, ctx, id,
 		oci.WithHostNamespace(specs.PIDNamespace),
 		oci.WithProcessArgs("sh", "-c", "sleep 1000 & exec sleep 999"))
-	task, err := c.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatalf("NewTask: %v", err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	task, _ := startTask(t, ctx, c, cio.NullIO)
 	var procs []int
 	if !waitFor(10*time.Second, func() bool { procs = resCgroupProcs(t, rel); return len(procs) == 2 }) {
 		t.Fatalf("want the init and a stray in %s, have %v", rel, procs)
@@ -430,27 +333,10 @@ func TestResourcesDeleteAction(t *testing.T) {
 	if err := task.Pause(ctx); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
-	shim := 0
-	for _, p := range ourShims() {
-		if p.id == id {
-			shim = p.pid
-		}
-	}
-	if shim == 0 {
-		t.Fatalf("no shim process serving %s", id)
-	}
-	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill shim %d: %v", shim, err)
-	}
-	if ok, seen := resWaitTopic(topics, "/tasks/delete", 30*time.Second); !ok {
-		t.Fatalf("no /tasks/delete within 30s of the shim's death; saw %v", seen)
-	}
+	killShim(t, id, topics, 30*time.Second)
 	resAssertCgroupGone(t, rel)
 	for _, pid := range procs {
-		if !waitFor(5*time.Second, func() bool {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			return err != nil || !strings.HasPrefix(string(b), "sleep")
-		}) {
+		if !waitProcGone(pid, "sleep", 5*time.Second) {
 			t.Errorf("container process %d survived the delete action", pid)
 		}
 	}
@@ -525,14 +411,14 @@ func TestResourcesOOM(t *testing.T) {
 	}
 	id := uniqueID(t)
 	ctx := testCtx(t)
-	topics := resWatchTopics(t, ctx, id)
+	topics := watchTopics(t, ctx, id)
 	// dd's 256 MiB buffer is touched by read(2) from /dev/zero.
 	out, errOut, err := ctrRun(t, id, []string{"--memory-limit", "67108864"},
 		"dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1")
 	if got := exitCode(err); got != 137 {
 		t.Errorf("memory hog under --memory-limit 64MiB exited %d, want 137 (err %v, stdout %q, stderr %q)", got, err, out, errOut)
 	}
-	if ok, seen := resWaitTopic(topics, "/tasks/oom", 10*time.Second); !ok {
+	if ok, seen := waitTopic(topics, "/tasks/oom", 10*time.Second); !ok {
 		t.Errorf("no /tasks/oom event for %s; saw %v", id, seen)
 	} else {
 		t.Logf("events: %v", seen)
@@ -589,7 +475,7 @@ func TestResourcesCPUQuota(t *testing.T) {
 			id := uniqueID(t)
 			rel := resCgroupRel(id)
 			script := strings.Repeat("while :; do :; done & ", tc.loops) + "wait"
-			resRunDetached(t, id, tc.flags, "sh", "-c", script)
+			runDetached(t, id, tc.flags, "sh", "-c", script)
 
 			if got := resReadCgInt(t, "cpu", rel, "cpu.cfs_quota_us"); got != tc.quota {
 				t.Errorf("cpu.cfs_quota_us = %d, want %d", got, tc.quota)
@@ -669,7 +555,7 @@ func TestResourcesCpuset(t *testing.T) {
 
 	t.Run("host-readback", func(t *testing.T) {
 		id := uniqueID(t)
-		resRunDetached(t, id, flags, "sleep", "1000")
+		runDetached(t, id, flags, "sleep", "1000")
 		if got := resReadCg(t, "cpuset", resCgroupRel(id), "cpuset.cpus"); got != cpu {
 			t.Errorf("host cpuset.cpus = %q, want %q", got, cpu)
 		}
@@ -720,7 +606,7 @@ func TestResourcesPidsLimit(t *testing.T) {
 		oci.WithCPUCFS(50000, 100000),
 		oci.WithProcessArgs("sh", "-c", bomb))
 	var out syncBuffer
-	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
+	task, err := c.NewTask(ctx, outputIO(&out, &out))
 	if err != nil {
 		t.Fatalf("NewTask: %v", err)
 	}
@@ -766,7 +652,7 @@ func TestResourcesMetricsAndPs(t *testing.T) {
 	const memLimit = 134217728
 	id := uniqueID(t)
 	rel := resCgroupRel(id)
-	initPid := resRunDetached(t, id, []string{"--memory-limit", strconv.Itoa(memLimit)},
+	initPid := runDetached(t, id, []string{"--memory-limit", strconv.Itoa(memLimit)},
 		"sh", "-c", "sleep 1000 & sleep 1000 & wait")
 	mustCtr(t, "task", "exec", "-d", "--fifo-dir", cd.fifoDir, "--exec-id", "ps-exec", id, "sleep", "999")
 	var host []int
@@ -848,13 +734,7 @@ func TestResourcesUpdate(t *testing.T) {
 		oci.WithMemoryLimit(64<<20),
 		oci.WithCPUCFS(20000, 100000),
 		oci.WithProcessArgs("sleep", "1000"))
-	task, err := c.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatalf("NewTask: %v", err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	task, _ := startTask(t, ctx, c, cio.NullIO)
 	type values struct{ mem, quota, period, cpus string }
 	read := func() values {
 		return values{
@@ -871,7 +751,7 @@ func TestResourcesUpdate(t *testing.T) {
 
 	i64 := func(v int64) *int64 { return &v }
 	u64 := func(v uint64) *uint64 { return &v }
-	err = task.Update(ctx, containerd.WithResources(&specs.LinuxResources{
+	err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: i64(128 << 20)},
 		CPU:    &specs.LinuxCPU{Quota: i64(50000), Period: u64(200000)},
 	}))
@@ -956,30 +836,12 @@ func TestResourcesPauseResume(t *testing.T) {
 	resRequireV1(t, "freezer")
 	id := uniqueID(t)
 	ctx := testCtx(t)
-	topics := resWatchTopics(t, ctx, id)
+	topics := watchTopics(t, ctx, id)
 	resCleanupFrozen(t, resCgroupRel(id))
-	resRunDetached(t, id, nil, "sh", "-c", `i=0; while :; do i=$((i+1)); echo $i >> /counter; sleep 0.02; done`)
-	c, err := client.LoadContainer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runDetached(t, id, nil, "sh", "-c", `i=0; while :; do i=$((i+1)); echo $i >> /counter; sleep 0.02; done`)
+	c, task := loadContainer(t, ctx, id)
 	counter := filepath.Join(upperDir(t, ctx, c), "counter")
-	size := func() int64 {
-		fi, err := os.Stat(counter)
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
-	advances := func() bool {
-		s0 := size()
-		return waitFor(5*time.Second, func() bool { return size() > s0 })
-	}
-	if !advances() {
+	if !fileGrows(counter, 5*time.Second) {
 		t.Fatalf("the counter loop does not run (%s)", counter)
 	}
 
@@ -993,9 +855,9 @@ func TestResourcesPauseResume(t *testing.T) {
 	if got := resReadCg(t, "freezer", resCgroupRel(id), "freezer.state"); got != "FROZEN" {
 		t.Errorf("freezer.state = %q, want FROZEN", got)
 	}
-	s0 := size()
+	s0 := fileSize(counter)
 	time.Sleep(500 * time.Millisecond) // 25 iterations if it ran
-	if s1 := size(); s1 != s0 {
+	if s1 := fileSize(counter); s1 != s0 {
 		t.Errorf("the counter advanced while paused (%d → %d bytes)", s0, s1)
 	}
 
@@ -1003,14 +865,10 @@ func TestResourcesPauseResume(t *testing.T) {
 	if st, err := task.Status(ctx); err != nil || st.Status != containerd.Running {
 		t.Errorf("after resume: status %+v err %v, want running", st, err)
 	}
-	if !advances() {
+	if !fileGrows(counter, 5*time.Second) {
 		t.Errorf("the counter does not advance after resume")
 	}
-	for _, tp := range []string{"/tasks/paused", "/tasks/resumed"} {
-		if ok, seen := resWaitTopic(topics, tp, 10*time.Second); !ok {
-			t.Errorf("no %s event for %s; saw %v", tp, id, seen)
-		}
-	}
+	expectTopics(t, topics, id, 10*time.Second, "/tasks/paused", "/tasks/resumed")
 
 	// SIGKILL (to the init only) ends a paused container: a v1-frozen task
 	// acts on it only once thawed, so the runtime must thaw (runc does).
@@ -1054,13 +912,7 @@ func TestResourcesKillAll(t *testing.T) {
 	resCleanupFrozen(t, rel)
 	c := newContainer(t, ctx, id, oci.WithProcessArgs("sh", "-c", script))
 	var out syncBuffer
-	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-	if err != nil {
-		t.Fatalf("NewTask: %v", err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	task, _ := startTask(t, ctx, c, outputIO(&out, &out))
 	var procs []int
 	if !waitFor(10*time.Second, func() bool {
 		procs = resCgroupProcs(t, rel)
@@ -1118,45 +970,15 @@ func TestResourcesCgroupNamespace(t *testing.T) {
 			opts := append([]oci.SpecOpts{oci.WithProcessArgs("sh", "-c", "cat /proc/self/cgroup; exec sleep 1000")}, tc.extra...)
 			c := newContainer(t, ctx, id, opts...)
 			var out syncBuffer
-			task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
-			if err != nil {
-				t.Fatalf("NewTask: %v", err)
-			}
-			if err := task.Start(ctx); err != nil {
-				t.Fatalf("Start: %v", err)
-			}
+			task, _ := startTask(t, ctx, c, outputIO(&out, &out))
 			if !waitFor(10*time.Second, func() bool { return strings.Count(out.String(), "\n") >= len(resCgroupMounts(t)) }) {
 				t.Fatalf("no /proc/self/cgroup from the container: %q", out.String())
 			}
 			want := tc.want(id)
 			resCheckCgroupView(t, "init", out.String(), want)
 
-			spec, err := c.Spec(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pspec := *spec.Process
-			pspec.Args = []string{"cat", "/proc/self/cgroup"}
 			var eout syncBuffer
-			p, err := task.Exec(ctx, "cgview", &pspec, cio.NewCreator(cio.WithStreams(nil, &eout, &eout), cio.WithFIFODir(cd.fifoDir)))
-			if err != nil {
-				t.Fatalf("Exec: %v", err)
-			}
-			ec, err := p.Wait(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Start(ctx); err != nil {
-				t.Fatalf("exec Start: %v", err)
-			}
-			select {
-			case <-ec:
-			case <-time.After(15 * time.Second):
-				t.Fatal("exec did not resFinish")
-			}
-			if _, err := p.Delete(ctx); err != nil {
-				t.Errorf("exec Delete: %v", err)
-			}
+			runExec(t, ctx, task, "cgview", execSpec(t, ctx, id, "cat", "/proc/self/cgroup"), outputIO(&eout, &eout), 15*time.Second)
 			resCheckCgroupView(t, "exec", eout.String(), want)
 			resFinish(t, id)
 		})
@@ -1222,12 +1044,7 @@ func TestResourcesBadInput(t *testing.T) {
 			id := uniqueID(t)
 			ctx := testCtx(t)
 			c := newContainer(t, ctx, id, oci.WithProcessArgs("true"), tc.opt)
-			task, err := c.NewTask(ctx, cio.NullIO)
-			if err == nil {
-				_, _ = task.Delete(ctx, containerd.WithProcessKill)
-				t.Fatalf("NewTask succeeded, want an error mentioning %q", tc.wantText)
-			}
-			t.Logf("NewTask error (expected): %v", err)
+			err := newTaskMustFail(t, ctx, c, tc.wantText)
 			if !strings.Contains(err.Error(), tc.wantText) {
 				t.Errorf("NewTask error %q does not mention %q", err, tc.wantText)
 			}

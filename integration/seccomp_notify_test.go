@@ -148,7 +148,7 @@ func TestSeccompNotify(t *testing.T) {
 	c := newContainer(t, ctx, id, oci.WithProcessArgs("sh", "-c", script), withNotify)
 	defer deleteContainer(t, ctx, c)
 	var out syncBuffer
-	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(cd.fifoDir)))
+	task, err := c.NewTask(ctx, outputIO(&out, &out))
 	if err != nil {
 		t.Fatalf("NewTask: %v", err)
 	}
