@@ -10,7 +10,6 @@ package integration
 // paths are unit-tested in process/cgroups).
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +29,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -44,22 +44,14 @@ func resCgroupRel(id string) string { return "/" + testNS + "/" + id }
 // on a hybrid host), or /sys/fs/cgroup itself on a cgroup v2 host.
 func resCgroupMounts(t *testing.T) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(resCgroupRoot))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
-			continue
-		}
-		fstype, mp := fields[sep+1], unescapeMountinfo(fields[4])
-		if (fstype == "cgroup" || fstype == "cgroup2") && (mp == resCgroupRoot || strings.HasPrefix(mp, resCgroupRoot+"/")) {
-			out = append(out, mp)
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.Mountpoint)
 		}
 	}
 	if len(out) == 0 {
