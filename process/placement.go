@@ -1,7 +1,6 @@
 package process
 
 import (
-	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -32,39 +31,4 @@ func withPlacement(cmd *exec.Cmd, p *cgroups.Placement, cloneInto bool) {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(p.Dir.Fd())
 	}
-}
-
-// StartInCgroup starts cmd, which must run this binary (the shim daemon),
-// in the cgroup cg the way container processes enter theirs, without the
-// cgroup.procs write that waits for an RCU grace period on cgroup v1. It
-// returns the command that was started (a copy of cmd if the first start
-// had to be retried without CLONE_INTO_CGROUP).
-func StartInCgroup(cmd *exec.Cmd, cg cgroups.Cgroup) (*exec.Cmd, error) {
-	place, err := cg.Placement()
-	if err != nil {
-		// Start it where it is, then move it.
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		if err := cg.Add(cmd.Process.Pid); err != nil {
-			return cmd, fmt.Errorf("add %d to cgroup %s: %w", cmd.Process.Pid, cg.Path(), err)
-		}
-		return cmd, nil
-	}
-	defer place.Close()
-	withPlacement(cmd, place, true)
-	err = cmd.Start()
-	if err != nil && cmd.SysProcAttr.UseCgroupFD && cloneIntoUnsupported(err) {
-		cmd = withoutCgroupFD(cmd)
-		err = cmd.Start()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if cmd.SysProcAttr == nil || !cmd.SysProcAttr.UseCgroupFD {
-		if err := place.AddToDir(cmd.Process.Pid); err != nil {
-			return cmd, err
-		}
-	}
-	return cmd, nil
 }

@@ -152,27 +152,21 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2", socketEnv+"="+address)
 	cmd.ExtraFiles = []*os.File{f}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// With ShimCgroup, the daemon enters it as a container process enters
-	// its own (process.StartInCgroup).
-	cg, err := opts.shimCgroup()
-	if err != nil {
-		return nil, err
-	}
-	if cg != nil {
-		cmd, err = process.StartInCgroup(cmd, cg)
-	} else {
-		err = cmd.Start()
-	}
-	if cmd != nil && cmd.Process != nil {
-		defer func() {
-			if retErr != nil {
-				cmd.Process.Kill()
-			}
-		}()
-		go cmd.Wait()
-	}
-	if err != nil {
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start shim daemon: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			cmd.Process.Kill()
+		}
+	}()
+	go cmd.Wait()
+	// A cgroup.procs write, not the self-placement of container processes
+	// (process/placement.go): the daemon could only report a failed join on
+	// its stderr, which nobody reads, so a bad ShimCgroup would become a
+	// "connection refused" at Create instead of this error.
+	if err := opts.joinShimCgroup(cmd.Process.Pid); err != nil {
+		return nil, err
 	}
 	// Lowering an oom_score_adj needs CAP_SYS_RESOURCE: if that fails the
 	// shim runs anyway (and, see above, says nothing).

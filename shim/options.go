@@ -123,14 +123,17 @@ func optionsAny(a typeurl.Any) *anypb.Any {
 	return &anypb.Any{TypeUrl: a.GetTypeUrl(), Value: a.GetValue()}
 }
 
-// shimCgroup is the cgroup named by o.ShimCgroup, nil if none.
-func (o *Options) shimCgroup() (cgroups.Cgroup, error) {
+// joinShimCgroup moves pid into the cgroup named by o.ShimCgroup.
+func (o *Options) joinShimCgroup(pid int) error {
 	if o.ShimCgroup == "" {
-		return nil, nil
+		return nil
 	}
 	cg, err := cgroups.Load(o.ShimCgroup)
 	if err != nil {
-		return nil, fmt.Errorf("shim cgroup %q: %w", o.ShimCgroup, err)
+		return fmt.Errorf("shim cgroup %q: %w", o.ShimCgroup, err)
 	}
-	return cg, nil
+	if err := cg.Add(pid); err != nil {
+		return fmt.Errorf("move shim into cgroup %q: %w", o.ShimCgroup, err)
+	}
+	return nil
 }
