@@ -4,13 +4,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +19,8 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	"github.com/moby/sys/mountinfo"
+
+	"github.com/husk-runtime/husk/internal/testenv"
 )
 
 const (
@@ -74,7 +73,7 @@ type env struct {
 	ctrBin  string
 
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 	client *containerd.Client
 
 	mu      sync.Mutex
@@ -114,7 +113,6 @@ func startEnv(repo string, bins map[string]string) (*env, error) {
 		fifoDir: filepath.Join(dir, "fifo"),
 		logPath: filepath.Join(dir, "containerd.log"),
 		ctrBin:  filepath.Join(repo, ".cache/bin/ctr"),
-		exited:  make(chan struct{}),
 		running: map[*exec.Cmd]struct{}{},
 	}
 	if err := os.MkdirAll(e.binDir, 0o755); err != nil {
@@ -125,92 +123,35 @@ func startEnv(repo string, bins map[string]string) (*env, error) {
 			return e, err
 		}
 	}
-	config := fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.nri.v1.nri"]
-
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = %[4]q
-
-# debug: the shims are started with -debug, so husk's per-phase timings
-# ("container created" / "container started") land in this log.
-[debug]
-  level = "debug"
-
-[plugins.'io.containerd.shim.v1.manager']
-  socket_dir = %[5]q
-
-[plugins.'io.containerd.internal.v1.opt']
-  path = %[6]q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), e.address, e.address+".ttrpc",
-		filepath.Join(dir, "s"), filepath.Join(dir, "opt"))
+	// debug: the shims are started with -debug, so husk's per-phase timings
+	// ("container created" / "container started") land in containerd's log.
+	cfg := testenv.Config{
+		Root:            filepath.Join(dir, "root"),
+		State:           filepath.Join(dir, "state"),
+		Address:         e.address,
+		TTRPCAddress:    e.address + ".ttrpc",
+		SocketDir:       filepath.Join(dir, "s"),
+		OptDir:          filepath.Join(dir, "opt"),
+		DisabledPlugins: []string{"io.containerd.grpc.v1.cri", "io.containerd.nri.v1.nri"},
+	}
 	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+	if err := cfg.Write(cfgPath); err != nil {
 		return e, err
 	}
-	logf, err := os.Create(e.logPath)
+	cmd, exited, err := testenv.StartContainerd(filepath.Join(repo, ".cache/bin/containerd"), cfgPath, e.logPath,
+		testenv.ContainerdEnv(e.binDir), nil)
 	if err != nil {
 		return e, err
 	}
-	defer logf.Close()
-	e.cmd = exec.Command(filepath.Join(repo, ".cache/bin/containerd"), "--config", cfgPath)
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	e.cmd.Env = append(filteredEnv("PATH", "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS"),
-		"PATH="+e.binDir+":"+os.Getenv("PATH"), "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1")
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		return e, fmt.Errorf("start containerd: %w", err)
-	}
-	go func() { e.cmd.Wait(); close(e.exited) }()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-e.exited:
-			return e, fmt.Errorf("containerd exited during startup; log:\n%s", tail(e.logPath, 30))
-		default:
-		}
-		if _, err := os.Stat(e.address); err == nil {
-			c, err := containerd.New(e.address, containerd.WithDefaultNamespace(e.ns), containerd.WithTimeout(2*time.Second))
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_, err = c.Version(ctx)
-				cancel()
-				if err == nil {
-					e.client = c
-					break
-				}
-				c.Close()
-			}
-		}
-		if time.Now().After(deadline) {
-			return e, fmt.Errorf("containerd did not answer on %s within 30s; log:\n%s", e.address, tail(e.logPath, 30))
-		}
-		time.Sleep(50 * time.Millisecond)
+	e.cmd, e.exited = cmd, exited
+	if e.client, err = testenv.DialContainerd(e.address, e.ns, e.exited, 30*time.Second, 50*time.Millisecond); err != nil {
+		return e, fmt.Errorf("%w; log:\n%s", err, tail(e.logPath, 30))
 	}
 	out, err := e.ctr(context.Background(), "images", "import", "--platform", "linux/amd64", filepath.Join(repo, ".cache/busybox.tar"))
 	if err != nil {
 		return e, fmt.Errorf("import image: %w (%s)", err, out)
 	}
 	return e, nil
-}
-
-func filteredEnv(drop ...string) []string {
-	var out []string
-next:
-	for _, kv := range os.Environ() {
-		for _, d := range drop {
-			if strings.HasPrefix(kv, d+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func (e *env) ctx() context.Context {
@@ -267,15 +208,7 @@ func (e *env) forceDelete(ctx context.Context, id string) error {
 		return err
 	}
 	if task, err := c.Task(ctx, nil); err == nil {
-		if st, err := task.Status(ctx); err == nil && st.Status != containerd.Stopped && st.Status != containerd.Created {
-			if ch, err := task.Wait(ctx); err == nil {
-				_ = task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
-				select {
-				case <-ch:
-				case <-time.After(10 * time.Second):
-				}
-			}
-		}
+		testenv.KillTask(ctx, task, 10*time.Second)
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete task %s: %w", id, err)
 		}
@@ -312,31 +245,15 @@ func (e *env) teardown(keep bool) {
 		cancel()
 		e.client.Close()
 	}
-	if e.cmd != nil && e.cmd.Process != nil {
-		select {
-		case <-e.exited:
-		default:
-			_ = e.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-e.exited:
-			case <-time.After(10 * time.Second):
-				_ = e.cmd.Process.Kill()
-				<-e.exited
-			}
-		}
-	}
+	// nil Logf: the bench does not report a containerd that needed SIGKILL.
+	testenv.StopContainerd(e.cmd, e.exited, 10*time.Second, nil)
 	for _, p := range e.shimPids(nil, "") {
 		fmt.Fprintf(os.Stderr, "bench: teardown: killing leftover shim %d\n", p)
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
-	cleanupCgroups(e.ns)
-	mounts := mountsUnder(e.dir)
-	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
-	for _, mp := range mounts {
-		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: teardown: unmount %s: %v\n", mp, err)
-		}
-	}
+	// Nothing of the bench freezes a cgroup: no thaw before the kill.
+	testenv.RemoveCgroups(e.ns, false, teardownLogf)
+	testenv.UnmountAll(e.dir, teardownLogf)
 	// The runc shim keeps runc's (and here crun's) state under a global
 	// root, per namespace.
 	_ = os.RemoveAll(filepath.Join("/run/containerd/runc", e.ns))
@@ -344,7 +261,7 @@ func (e *env) teardown(keep bool) {
 		fmt.Fprintf(os.Stderr, "bench: kept %s (containerd log: %s)\n", e.dir, e.logPath)
 		return
 	}
-	if left := mountsUnder(e.dir); len(left) > 0 {
+	if left := testenv.MountsUnder(e.dir); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "bench: teardown: not removing %s, still mounted: %v\n", e.dir, left)
 	} else if err := os.RemoveAll(e.dir); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: teardown: %v\n", err)
@@ -392,65 +309,9 @@ func (e *env) shimPids(rt *runtimeDef, idPrefix string) []int {
 	return out
 }
 
-// cleanupCgroups kills what is left in the namespace's cgroups (ctr puts
-// containers in /<namespace>/<id>) and removes them, deepest first.
-func cleanupCgroups(ns string) {
-	var dirs []string
-	var bases []string
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/sys/fs/cgroup", &st); err == nil && st.Type == 0x63677270 {
-		bases = append(bases, "/sys/fs/cgroup")
-	}
-	if ents, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
-		for _, ent := range ents {
-			if ent.IsDir() {
-				bases = append(bases, filepath.Join("/sys/fs/cgroup", ent.Name()))
-			}
-		}
-	}
-	for _, b := range bases {
-		_ = filepath.WalkDir(filepath.Join(b, ns), func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-	}
-	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	for _, d := range dirs {
-		if b, err := os.ReadFile(filepath.Join(d, "cgroup.procs")); err == nil {
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-		}
-	}
-	for _, d := range dirs {
-		var err error
-		for range 50 {
-			if err = syscall.Rmdir(d); err == nil || errors.Is(err, syscall.ENOENT) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil && !errors.Is(err, syscall.ENOENT) {
-			fmt.Fprintf(os.Stderr, "bench: teardown: rmdir %s: %v\n", d, err)
-		}
-	}
-}
-
-// mountsUnder lists the mount points at or below dir.
-func mountsUnder(dir string) []string {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil
-	}
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Mountpoint
-	}
-	return out
+// teardownLogf prints a teardown problem to stderr.
+func teardownLogf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: teardown: "+format+"\n", args...)
 }
 
 func tail(path string, n int) string {

@@ -26,7 +26,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/husk-runtime/husk/internal/testenv"
 	huskcg "github.com/husk-runtime/husk/process/cgroups"
 )
 
@@ -77,7 +77,7 @@ type criEnv struct {
 	hostDirs []string
 
 	cmd     *exec.Cmd
-	exited  chan struct{}
+	exited  <-chan struct{}
 	exitErr error
 }
 
@@ -127,7 +127,6 @@ func newCRIEnv(t *testing.T) *criEnv {
 		bridge:       "huskbr" + tag, // at most 14 bytes: fits IFNAMSIZ
 		ipamDir:      filepath.Join(dir, "ipam"),
 		cgroupName:   "husk-cri-" + tag,
-		exited:       make(chan struct{}),
 	}
 	e.shimCgroup = "/" + e.cgroupName + "/shim"
 	for _, d := range []string{"/var/lib/cni", "/var/lib/cni/results", "/run/containerd/runc/k8s.io"} {
@@ -189,31 +188,20 @@ func newCRIEnv(t *testing.T) *criEnv {
 	if runtimePath != "" {
 		pathLine = fmt.Sprintf("  runtime_path = %q\n", runtimePath)
 	}
-	config := fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.nri.v1.nri"]
-
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = %[4]q
-
-[debug]
-  level = "debug"
-
-[plugins.'io.containerd.shim.v1.manager']
-  socket_dir = %[5]q
-
-[plugins.'io.containerd.internal.v1.opt']
-  path = %[6]q
-
+	cfg := testenv.Config{
+		Root:            e.root,
+		State:           e.state,
+		Address:         e.address,
+		TTRPCAddress:    e.address + ".ttrpc",
+		SocketDir:       filepath.Join(dir, "s"),
+		OptDir:          filepath.Join(dir, "opt"),
+		DisabledPlugins: []string{"io.containerd.nri.v1.nri"},
+		Extra: fmt.Sprintf(`
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
 
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
-  sandbox = %[7]q
+  sandbox = %[1]q
 
 [plugins.'io.containerd.cri.v1.runtime']
   # root here lacks CAP_SYS_RESOURCE: never ask for an oom_score_adj below
@@ -224,41 +212,28 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   netns_mounts_under_state_dir = true
 
 [plugins.'io.containerd.cri.v1.runtime'.cni]
-  bin_dirs = [%[8]q]
-  conf_dir = %[9]q
+  bin_dirs = [%[2]q]
+  conf_dir = %[3]q
 
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk]
-  runtime_type = %[10]q
-%[11]s
+  runtime_type = %[4]q
+%[5]s
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk.options]
-  ShimCgroup = %[12]q
+  ShimCgroup = %[6]q
   Debug = true
-`, e.root, e.state, e.address, e.address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "opt"),
-		criPauseImage, cniBinDir, confDir, runtimeType, pathLine, e.shimCgroup)
-	if err := os.WriteFile(e.configPath, []byte(config), 0o644); err != nil {
+`, criPauseImage, cniBinDir, confDir, runtimeType, pathLine, e.shimCgroup),
+	}
+	if err := cfg.Write(e.configPath); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(e.crictlConfig, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	logf, err := os.Create(e.logPath)
-	if err != nil {
+	if e.cmd, e.exited, err = testenv.StartContainerd(containerdBin, e.configPath, e.logPath, daemonEnv(),
+		func(err error) { e.exitErr = err }); err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
-	e.cmd = exec.Command(containerdBin, "--config", e.configPath)
-	e.cmd.Stdout = logf
-	e.cmd.Stderr = logf
-	e.cmd.Env = daemonEnv()
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
-	go func() {
-		e.exitErr = e.cmd.Wait()
-		close(e.exited)
-	}()
 
 	// Wait for CRI to be ready, network included (CNI config loaded).
 	ready := false
@@ -615,6 +590,7 @@ func (e *criEnv) assertClean(t *testing.T, pids []int, sandboxIDs []string) {
 
 // teardown removes everything the env created, also after a failure.
 func (e *criEnv) teardown(t *testing.T) {
+	logf := func(format string, args ...any) { t.Logf("teardown: "+format, args...) }
 	if e.cmd != nil && e.cmd.Process != nil {
 		select {
 		case <-e.exited:
@@ -625,29 +601,17 @@ func (e *criEnv) teardown(t *testing.T) {
 					t.Logf("teardown: %v", err)
 				}
 			}
-			_ = e.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-e.exited:
-			case <-time.After(10 * time.Second):
-				t.Log("teardown: containerd ignored SIGTERM, killing it")
-				_ = e.cmd.Process.Kill()
-				<-e.exited
-			}
 		}
 	}
+	testenv.StopContainerd(e.cmd, e.exited, 10*time.Second, logf)
 	for _, p := range e.shims() {
 		t.Logf("teardown: killing leftover shim pid %d (%s)", p.pid, p.cmdline)
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}
-	cleanupCgroups(e.cgroupName) // kills what is left inside, removes the dirs
-	if mounts := mountsUnder(e.dir); len(mounts) > 0 {
-		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
-		for _, mp := range mounts {
-			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
-				t.Logf("teardown: unmount %s: %v", mp, err)
-			}
-		}
-	}
+	// Kills what is left inside (thawed first), removes the dirs; reported
+	// on stderr, as the package's teardown does.
+	testenv.RemoveCgroups(e.cgroupName, true, teardownLogf)
+	testenv.UnmountAll(e.dir, logf)
 	if _, err := net.InterfaceByName(e.bridge); err == nil {
 		if out, err := exec.Command("ip", "link", "del", e.bridge).CombinedOutput(); err != nil {
 			t.Logf("teardown: ip link del %s: %v: %s", e.bridge, err, out)

@@ -33,7 +33,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +44,8 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	"github.com/moby/sys/mountinfo"
+
+	"github.com/husk-runtime/husk/internal/testenv"
 )
 
 const (
@@ -91,7 +91,7 @@ type daemon struct {
 	fifoDir      string // ctr --fifo-dir, instead of /run/containerd/fifo
 	logPath      string
 	cmd          *exec.Cmd
-	exited       chan struct{}
+	exited       <-chan struct{}
 	exitErr      error
 }
 
@@ -284,98 +284,44 @@ func startContainerd() (*daemon, error) {
 		configPath:   filepath.Join(dir, "config.toml"),
 		fifoDir:      filepath.Join(dir, "fifo"),
 		logPath:      filepath.Join(dir, "containerd.log"),
-		exited:       make(chan struct{}),
 	}
 	cd = d // teardown must find it even if the start fails
 	testNS = "husk-it-" + strings.TrimPrefix(filepath.Base(dir), "husk-it-")
 
-	config := fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.nri.v1.nri"]
-
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = %[4]q
-
-[debug]
-  level = "debug"
-
-[plugins.'io.containerd.shim.v1.manager']
-  socket_dir = %[5]q
-
-[plugins.'io.containerd.internal.v1.opt']
-  path = %[6]q
-
+	cfg := testenv.Config{
+		Root:            d.root,
+		State:           d.state,
+		Address:         d.address,
+		TTRPCAddress:    d.ttrpcAddress,
+		SocketDir:       d.socketDir,
+		OptDir:          filepath.Join(dir, "opt"),
+		DisabledPlugins: []string{"io.containerd.grpc.v1.cri", "io.containerd.nri.v1.nri"},
+		Extra: `
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.husk]
   runtime_type = 'io.containerd.husk.v2'
-`, d.root, d.state, d.address, d.ttrpcAddress, d.socketDir, filepath.Join(dir, "opt"))
-	if err := os.WriteFile(d.configPath, []byte(config), 0o644); err != nil {
+`,
+	}
+	if err := cfg.Write(d.configPath); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(d.logPath)
+	d.cmd, d.exited, err = testenv.StartContainerd(containerdBin, d.configPath, d.logPath, daemonEnv(),
+		func(err error) { d.exitErr = err })
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-
-	d.cmd = exec.Command(containerdBin, "--config", d.configPath)
-	d.cmd.Stdout = logf
-	d.cmd.Stderr = logf
-	d.cmd.Env = daemonEnv()
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting containerd: %w", err)
+	if client, err = testenv.DialContainerd(d.address, testNS, d.exited, 30*time.Second, 100*time.Millisecond); err != nil {
+		if errors.Is(err, testenv.ErrExited) {
+			err = fmt.Errorf("%w (%v)", err, d.exitErr)
+		}
+		return nil, fmt.Errorf("%w; log:\n%s", err, tail(d.logPath, 40))
 	}
-	go func() {
-		d.exitErr = d.cmd.Wait()
-		close(d.exited)
-	}()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-d.exited:
-			return nil, fmt.Errorf("containerd exited during startup (%v); log:\n%s", d.exitErr, tail(d.logPath, 40))
-		default:
-		}
-		if _, err := os.Stat(d.address); err == nil {
-			c, err := containerd.New(d.address, containerd.WithDefaultNamespace(testNS), containerd.WithTimeout(2*time.Second))
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_, err = c.Version(ctx)
-				cancel()
-				if err == nil {
-					client = c
-					return d, nil
-				}
-				c.Close()
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("containerd did not answer on %s within 30s; log:\n%s", d.address, tail(d.logPath, 40))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return d, nil
 }
 
 // daemonEnv puts husk's bin/ (then .cache/bin for runc and the runc shim)
 // first in containerd's PATH so runtime names resolve to our binaries.
 func daemonEnv() []string {
-	var env []string
-	path := os.Getenv("PATH")
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
-		"PATH="+filepath.Join(repoRoot, "bin")+":"+filepath.Join(repoRoot, ".cache/bin")+":"+path,
-		"CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1",
-	)
+	return testenv.ContainerdEnv(filepath.Join(repoRoot, "bin"), filepath.Join(repoRoot, ".cache/bin"))
 }
 
 // teardown removes everything the package created. It never touches
@@ -402,37 +348,15 @@ func teardown(code int) {
 		client.Close()
 	}
 
-	if cd.cmd != nil && cd.cmd.Process != nil {
-		select {
-		case <-cd.exited:
-		default:
-			_ = cd.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-cd.exited:
-			case <-time.After(10 * time.Second):
-				fmt.Fprintln(os.Stderr, "integration: teardown: containerd ignored SIGTERM, killing it")
-				_ = cd.cmd.Process.Kill()
-				<-cd.exited
-			}
-		}
-	}
+	testenv.StopContainerd(cd.cmd, cd.exited, 10*time.Second, teardownLogf)
 
 	// Shims this containerd started and anything left in this run's cgroups.
 	for _, p := range ourShims() {
 		fmt.Fprintf(os.Stderr, "integration: teardown: killing leftover shim pid %d (%s)\n", p.pid, p.cmdline)
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	}
-	cleanupCgroups(testNS)
-
-	if mounts := mountsUnder(cd.dir); len(mounts) > 0 {
-		// Deepest first.
-		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
-		for _, mp := range mounts {
-			if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
-				fmt.Fprintf(os.Stderr, "integration: teardown: unmount %s: %v\n", mp, err)
-			}
-		}
-	}
+	testenv.RemoveCgroups(testNS, true, teardownLogf)
+	testenv.UnmountAll(cd.dir, teardownLogf)
 
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "\n----- containerd log (last 120 lines of %s) -----\n%s\n-----\n", cd.logPath, tail(cd.logPath, 120))
@@ -456,75 +380,18 @@ func teardown(code int) {
 	_ = os.RemoveAll(filepath.Join("/run/containerd/runc", testNS))
 }
 
-// cleanupCgroups kills what is left in this run's cgroups (named after the
-// run's unique namespace) and removes them, deepest first.
-func cleanupCgroups(ns string) {
-	var dirs []string
-	for _, base := range cgroupBases() {
-		top := filepath.Join(base, ns)
-		_ = filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-	}
-	if len(dirs) == 0 {
-		return
-	}
-	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	for _, dir := range dirs {
-		// A frozen process never dies of SIGKILL: thaw first (v1 freezer, v2).
-		_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
-		_ = os.WriteFile(filepath.Join(dir, "cgroup.freeze"), []byte("0"), 0)
-		for _, pid := range cgroupPids(dir) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	for _, dir := range dirs {
-		var err error
-		for i := 0; i < 50; i++ {
-			if err = syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil && !errors.Is(err, syscall.ENOENT) {
-			fmt.Fprintf(os.Stderr, "integration: teardown: rmdir %s: %v\n", dir, err)
-		}
-	}
+// teardownLogf prints a teardown problem of the package's containerd (or
+// of a test's: TestCRI) to stderr.
+func teardownLogf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "integration: teardown: "+format+"\n", args...)
 }
 
-func cgroupPids(dir string) []int {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// cgroupPids lists the processes in cgroup dir.
+func cgroupPids(dir string) []int { return testenv.CgroupPids(dir) }
 
 // cgroupBases lists the cgroup hierarchies: /sys/fs/cgroup itself (cgroup v2)
 // and every mounted hierarchy below it (v1 and hybrid).
-func cgroupBases() []string {
-	bases := []string{}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/sys/fs/cgroup", &st); err == nil && st.Type == 0x63677270 { // CGROUP2_SUPER_MAGIC
-		bases = append(bases, "/sys/fs/cgroup")
-	}
-	entries, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, e := range entries {
-		if e.IsDir() {
-			bases = append(bases, filepath.Join("/sys/fs/cgroup", e.Name()))
-		}
-	}
-	return bases
-}
+func cgroupBases() []string { return testenv.CgroupBases() }
 
 // ---------------------------------------------------------------------------
 // ctr helpers
@@ -648,15 +515,7 @@ func forceDelete(ctx context.Context, id string) {
 		return
 	}
 	if task, err := c.Task(ctx, nil); err == nil {
-		if st, err := task.Status(ctx); err == nil && st.Status != containerd.Stopped && st.Status != containerd.Created {
-			if ch, err := task.Wait(ctx); err == nil {
-				_ = task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll)
-				select {
-				case <-ch:
-				case <-time.After(10 * time.Second):
-				}
-			}
-		}
+		testenv.KillTask(ctx, task, 10*time.Second)
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			fmt.Fprintf(os.Stderr, "integration: cleanup: delete task %s: %v\n", id, err)
 		}
@@ -740,17 +599,7 @@ func ourShims() []proc {
 }
 
 // mountsUnder returns mount points at or below dir, from /proc/self/mountinfo.
-func mountsUnder(dir string) []string {
-	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil
-	}
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Mountpoint
-	}
-	return out
-}
+func mountsUnder(dir string) []string { return testenv.MountsUnder(dir) }
 
 // bundleDir is where containerd keeps the bundle of task id.
 func bundleDir(id string) string {
