@@ -13,7 +13,7 @@ GO        ?= go
 SHIM      := bin/containerd-shim-husk-v2
 IMAGE_TAR := .cache/busybox.tar
 BUSYBOX   ?= /bin/busybox
-UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/...
+UNIT_PKGS := ./shim/... ./process/... ./rootfs/... ./security/... ./internal/... ./scripts/... ./bench/...
 GOTESTFLAGS ?=
 INTEGRATION_TIMEOUT ?= 15m
 
