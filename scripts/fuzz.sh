@@ -34,19 +34,36 @@ if [ -z "$targets" ]; then
 	exit 1
 fi
 
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 failed=0
+flaked=0
 n=0
 echo "$targets" | {
 	while read -r dir target; do
 		n=$((n + 1))
 		rel=./${dir#"$PWD"/}
+		corpus="$dir/testdata/fuzz/$target"
+		before=$(ls "$corpus" 2>/dev/null | wc -l)
 		echo "=== fuzz $rel $target ($FUZZTIME)"
 		# -run '^$': the unit tests run elsewhere; -fuzz runs the seeds first.
-		if ! $GO test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL" "$rel"; then
-			echo "--- FAIL: $rel $target" >&2
-			failed=$((failed + 1))
+		rc=0
+		$GO test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$PARALLEL" "$rel" >"$out" 2>&1 || rc=$?
+		cat "$out"
+		if [ "$rc" -ne 0 ]; then
+			# Go's fuzz coordinator (go1.26) can fail a target with a bare
+			# "context deadline exceeded" as -fuzztime ends, having found
+			# nothing (golang/go#75804, fixed in go1.27): no input written.
+			after=$(ls "$corpus" 2>/dev/null | wc -l)
+			if [ "$after" -eq "$before" ] && grep -q '^    context deadline exceeded$' "$out"; then
+				echo "--- FLAKE: $rel $target: the fuzz coordinator's end-of-fuzztime race (golang/go#75804), no failing input" >&2
+				flaked=$((flaked + 1))
+			else
+				echo "--- FAIL: $rel $target" >&2
+				failed=$((failed + 1))
+			fi
 		fi
 	done
-	echo "fuzz.sh: $n targets, $failed failed"
+	echo "fuzz.sh: $n targets, $failed failed, $flaked stopped by golang/go#75804"
 	[ "$failed" -eq 0 ]
 }
