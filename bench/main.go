@@ -164,6 +164,7 @@ func run() int {
 	for _, rt := range rts {
 		res.Runtimes = append(res.Runtimes, rt.Name)
 	}
+	res.MemN, res.BurstN = *memN, *burstN
 	res.Machine = machine(root, rts)
 	res.Started = time.Now()
 	res.Config = fmt.Sprintf("Runs per runtime: start %d, start in a running pod %d, exec %d, start and exec with seccomp %d each, stop %d, client %d (after %d warm-up runs each); burst %d; memory with %d containers.",

@@ -39,6 +39,9 @@ type results struct {
 	Started                          time.Time
 	Elapsed                          time.Duration
 	Config                           string
+	// MemN and BurstN are the container counts of the memory and burst
+	// figures (their labels say them).
+	MemN, BurstN int
 }
 
 func newResults() *results {
@@ -47,6 +50,8 @@ func newResults() *results {
 		Samples: map[string]map[string][]time.Duration{},
 		Values:  map[string]map[string]float64{},
 		Phases:  map[string][]time.Duration{},
+		MemN:    10,
+		BurstN:  50,
 	}
 }
 
@@ -135,15 +140,15 @@ func (r *results) rows() []row {
 	val("mem1.pss", "memory, 1 container: shim PSS", "MiB")
 	val("mem1.rss", "memory, 1 container: shim RSS", "MiB")
 	val("mem1.anon", "memory, 1 container: shim anonymous (unshareable)", "MiB")
-	val("mem10.pss", "memory, 10 containers, 1 shim each: PSS/container", "MiB")
-	val("mem10.rss", "memory, 10 containers, 1 shim each: RSS/container", "MiB")
-	val("mem10.anon", "memory, 10 containers, 1 shim each: anonymous/container", "MiB")
-	val("mem10g.pss", "memory, 10 containers grouped (1 pod): PSS/container", "MiB")
-	val("mem10g.rss", "memory, 10 containers grouped (1 pod): RSS/container", "MiB")
-	val("mem10g.anon", "memory, 10 containers grouped (1 pod): anonymous/container", "MiB")
-	val("mem10g.shims", "memory, 10 containers grouped: shim processes", "")
-	lat("burst.run", "burst: 50 in parallel, until all run", 50)
-	lat("burst.delete", "burst: 50 in parallel, until all deleted", 50)
+	val("mem10.pss", fmt.Sprintf("memory, %d containers, 1 shim each: PSS/container", r.MemN), "MiB")
+	val("mem10.rss", fmt.Sprintf("memory, %d containers, 1 shim each: RSS/container", r.MemN), "MiB")
+	val("mem10.anon", fmt.Sprintf("memory, %d containers, 1 shim each: anonymous/container", r.MemN), "MiB")
+	val("mem10g.pss", fmt.Sprintf("memory, %d containers grouped (1 pod): PSS/container", r.MemN), "MiB")
+	val("mem10g.rss", fmt.Sprintf("memory, %d containers grouped (1 pod): RSS/container", r.MemN), "MiB")
+	val("mem10g.anon", fmt.Sprintf("memory, %d containers grouped (1 pod): anonymous/container", r.MemN), "MiB")
+	val("mem10g.shims", fmt.Sprintf("memory, %d containers grouped: shim processes", r.MemN), "")
+	lat("burst.run", fmt.Sprintf("burst: %d in parallel, until all run", r.BurstN), 50)
+	lat("burst.delete", fmt.Sprintf("burst: %d in parallel, until all deleted", r.BurstN), 50)
 	lat("pipe.container", "client: NewContainer (snapshot)", 50)
 	lat("pipe.newtask", "client: NewTask (shim start + create)", 50)
 	lat("pipe.start", "client: Task.Start", 50)
